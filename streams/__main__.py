@@ -1,0 +1,5 @@
+"""Entry point for ``python -m streams``."""
+
+from streams.cli import main
+
+raise SystemExit(main())

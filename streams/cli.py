@@ -1,0 +1,195 @@
+"""The ``streams`` command line.
+
+Subcommands: ``broker start|stop|status``, ``simulate-llm``, ``topics``,
+``produce``, ``run`` and ``demo``. Every command reads the settings (file and
+environment, see :mod:`streams.settings`), so the same command runs against
+the local broker or a user's cluster.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import orjson
+
+from streams.errors import StreamsError
+from streams.observability.logging import configure_logging
+from streams.settings import Settings, load_settings
+
+logger = logging.getLogger(__name__)
+
+
+def _broker(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.broker import broker_status, start_broker, stop_broker
+
+    if args.action == "start":
+        status = start_broker(settings.broker)
+        print(f"broker running pid={status.pid} bootstrap={status.bootstrap}")
+    elif args.action == "stop":
+        stopped = stop_broker(settings.broker)
+        print("broker stopped" if stopped else "no broker was running")
+    else:
+        status = broker_status(settings.broker)
+        state = "running" if status.running else "not running"
+        print(f"broker {state} bootstrap={status.bootstrap} log={status.log_file}")
+        return 0 if status.running else 3
+    return 0
+
+
+def _simulate(args: argparse.Namespace, _settings: Settings) -> int:
+    from streams.simulator import SimulatorConfig, run
+
+    mapping: dict[str, object] = {
+        "latency_mean_ms": args.latency_mean_ms,
+        "latency_sigma": args.latency_sigma,
+        "error_rate": args.error_rate,
+        "seed": args.seed,
+    }
+    if args.faults:
+        mapping["faults"] = orjson.loads(args.faults)
+    run(SimulatorConfig.from_mapping(mapping), host=args.host, port=args.port)
+    return 0
+
+
+def _topics(_args: argparse.Namespace, settings: Settings) -> int:
+    from streams.pipeline.config import load_pipelines
+    from streams.service import create_worker_topics
+
+    pipelines = load_pipelines(settings.pipelines_dir, settings.schemas_dir, settings.pipelines)
+    create_worker_topics(settings, pipelines)
+    print("topics ready: " + ", ".join(
+        [*pipelines, settings.kafka.output_topic, settings.kafka.dead_letter_topic]
+    ))
+    return 0
+
+
+def _produce(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.data.produce import produce_events
+    from streams.pipeline.config import load_pipelines
+    from streams.service import create_worker_topics
+
+    pipelines = load_pipelines(settings.pipelines_dir, settings.schemas_dir, settings.pipelines)
+    create_worker_topics(settings, pipelines)
+    report = produce_events(
+        settings.kafka.bootstrap_servers,
+        data_dir=args.data_dir,
+        pipelines={p.name for p in pipelines.values()},
+        limit_per_source=args.limit,
+        duplicate_ratio=args.duplicate_ratio,
+        malformed=not args.no_malformed,
+        topics={p.name: p.config.input_topic for p in pipelines.values()},
+        extra_config={
+            k: str(v) for k, v in settings.kafka.common_config().items()
+            if k != "bootstrap.servers"
+        },
+    )
+    if args.report:
+        args.report.write_text(report.to_json())
+    print(f"produced {len(report.records)} records")
+    return 0
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.service import build_service, create_worker_topics, run_until_signal
+
+    service = build_service(settings)
+    if args.create_topics:
+        create_worker_topics(settings, service.pipelines)
+    stats = asyncio.run(run_until_signal(service))
+    print(orjson.dumps(stats.as_dict()).decode())
+    return 0
+
+
+def _demo(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.demo.runner import run_demo
+
+    summary = run_demo(
+        settings,
+        data_dir=args.data_dir,
+        limit=args.limit,
+        duplicate_ratio=args.duplicate_ratio,
+        summary_json=args.summary_json,
+    )
+    balanced = summary["inputs"] == summary["enriched"] + summary["dead_lettered"]
+    return 0 if balanced and summary["lost"] == 0 else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="streams", description="Kafka enrichment service for LLM workloads."
+    )
+    parser.add_argument("--log-level", default=None, help="DEBUG, INFO, WARNING, ...")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    broker = commands.add_parser("broker", help="run a local single-node Kafka broker")
+    broker.add_argument("action", choices=["start", "stop", "status"])
+    broker.set_defaults(handler=_broker)
+
+    simulate = commands.add_parser(
+        "simulate-llm", help="serve a DeepSeek-compatible test double on loopback"
+    )
+    simulate.add_argument("--host", default="127.0.0.1")
+    simulate.add_argument("--port", type=int, default=8089, help="0 picks a free port")
+    simulate.add_argument("--latency-mean-ms", type=float, default=300.0)
+    simulate.add_argument("--latency-sigma", type=float, default=0.5)
+    simulate.add_argument("--error-rate", type=float, default=0.0,
+                          help="share of requests answered 429/500/503")
+    simulate.add_argument("--seed", type=int, default=0)
+    simulate.add_argument("--faults", default=None, help="fault settings as JSON")
+    simulate.set_defaults(handler=_simulate)
+
+    topics = commands.add_parser("topics", help="create the input, output and DLQ topics")
+    topics.set_defaults(handler=_topics)
+
+    produce = commands.add_parser("produce", help="write the sample events to Kafka")
+    produce.add_argument("--data-dir", type=Path, default=None,
+                         help="folder with tickets/emails/contacts (default: data/sample)")
+    produce.add_argument("--limit", type=int, default=None, help="records per source")
+    produce.add_argument("--duplicate-ratio", type=float, default=0.1)
+    produce.add_argument("--no-malformed", action="store_true")
+    produce.add_argument("--report", type=Path, default=None, help="write a JSON report")
+    produce.set_defaults(handler=_produce)
+
+    run = commands.add_parser("run", help="run the enrichment worker")
+    run.add_argument("--create-topics", action="store_true")
+    run.set_defaults(handler=_run)
+
+    demo = commands.add_parser("demo", help="the whole path on sample data, with a summary")
+    demo.add_argument("--data-dir", type=Path, default=None)
+    demo.add_argument("--limit", type=int, default=None, help="records per source")
+    demo.add_argument("--duplicate-ratio", type=float, default=0.1)
+    demo.add_argument("--summary-json", type=Path, default=None)
+    demo.set_defaults(handler=_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Runs one subcommand; returns the process exit code."""
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings()
+    except Exception as exc:  # noqa: BLE001  # any invalid setting ends here, explained
+        print(f"streams: invalid settings: {exc}", file=sys.stderr)
+        return 2
+    secrets = [settings.llm.api_key.get_secret_value()] if settings.llm.api_key else []
+    secrets += [value.get_secret_value() for value in settings.kafka.client_secret_config.values()]
+    configure_logging(
+        args.log_level or settings.observability.log_level,
+        settings.observability.log_format,
+        secrets,
+    )
+    try:
+        result: int = args.handler(args, settings)
+    except StreamsError as exc:
+        logger.error("command.failed command=%s reason=%s error=%s", args.command, exc.reason, exc)
+        print(f"streams {args.command}: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return result

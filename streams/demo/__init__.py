@@ -1,0 +1,1 @@
+"""The demo: real data through a real broker, accounted record by record."""

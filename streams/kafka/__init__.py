@@ -1,0 +1,1 @@
+"""The Kafka side: offsets, producing, dead letters, topics, the poll loop."""

@@ -1,0 +1,69 @@
+"""Creating the topics a run needs, idempotently."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from streams.errors import ConfigurationError
+
+logger = logging.getLogger(__name__)
+
+ADMIN_TIMEOUT_S = 30.0
+
+
+def ensure_topics(
+    client_config: dict[str, Any],
+    topics: Iterable[str],
+    *,
+    partitions: int = 3,
+    replication_factor: int = 1,
+    topic_config: dict[str, str] | None = None,
+) -> list[str]:
+    """Creates the topics that do not exist yet.
+
+    Args:
+        client_config: librdkafka properties (bootstrap and security).
+        topics: Topic names.
+        partitions: Partitions of each new topic.
+        replication_factor: Replicas of each new topic; 1 for a local broker.
+        topic_config: Topic properties for new topics.
+
+    Returns:
+        The names that were created.
+
+    Raises:
+        ConfigurationError: The cluster is unreachable or refused a topic.
+    """
+    admin = AdminClient(client_config)
+    try:
+        existing = set(admin.list_topics(timeout=ADMIN_TIMEOUT_S).topics)
+    except KafkaException as exc:
+        raise ConfigurationError(
+            f"cannot reach Kafka at {client_config.get('bootstrap.servers')}: {exc}"
+        ) from exc
+    wanted = [topic for topic in dict.fromkeys(topics) if topic not in existing]
+    if not wanted:
+        return []
+    futures = admin.create_topics(
+        [
+            NewTopic(topic, partitions, replication_factor, config=topic_config or {})
+            for topic in wanted
+        ],
+        operation_timeout=ADMIN_TIMEOUT_S,
+    )
+    created = []
+    for topic, future in futures.items():
+        try:
+            future.result(timeout=ADMIN_TIMEOUT_S)
+            created.append(topic)
+        except KafkaException as exc:
+            if exc.args[0].code() == KafkaError.TOPIC_ALREADY_EXISTS:
+                continue
+            raise ConfigurationError(f"cannot create topic {topic}: {exc}") from exc
+    logger.info("topics.created topics=%s", ",".join(created))
+    return created

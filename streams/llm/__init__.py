@@ -1,0 +1,1 @@
+"""Calling an OpenAI-compatible chat API: client, retries, circuit, prices."""

@@ -1,0 +1,62 @@
+"""What a call costs, from the provider's price list.
+
+cost_usd = (hit x price.cache_hit + miss x price.cache_miss
+            + completion x price.output) / 1,000,000 x multiplier
+
+where the multiplier is ``peak_multiplier`` inside a peak window (UTC, on the
+listed weekdays, start inclusive, end exclusive) and 1 otherwise. A model
+missing from the table costs nothing and is reported once as a warning, so a
+new model never stops the pipeline but its spend is visibly unknown.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, time
+
+from streams.llm.usage import Usage
+from streams.settings import PricingSettings
+
+logger = logging.getLogger(__name__)
+
+
+def _parse_clock(text: str) -> time:
+    hours, minutes = text.split(":")
+    return time(int(hours), int(minutes))
+
+
+class PriceList:
+    """Prices per model and the peak-hour rule."""
+
+    def __init__(self, settings: PricingSettings) -> None:
+        self._settings = settings
+        self._windows = [
+            (set(window.weekdays), _parse_clock(window.start), _parse_clock(window.end))
+            for window in settings.peak_windows
+        ]
+        self._unknown_models: set[str] = set()
+
+    def is_peak(self, at: datetime) -> bool:
+        """Whether ``at`` falls in a peak window."""
+        utc = at.astimezone(UTC)
+        clock = utc.time()
+        return any(
+            utc.weekday() in weekdays and start <= clock < end
+            for weekdays, start, end in self._windows
+        )
+
+    def cost_usd(self, model: str, usage: Usage, at: datetime | None = None) -> float:
+        """The price of ``usage`` on ``model`` at time ``at`` (now by default)."""
+        price = self._settings.models.get(model)
+        if price is None:
+            if model not in self._unknown_models:
+                self._unknown_models.add(model)
+                logger.warning("pricing.unknown_model model=%s cost_reported=0", model)
+            return 0.0
+        base = (
+            usage.prompt_cache_hit_tokens * price.cache_hit
+            + usage.prompt_cache_miss_tokens * price.cache_miss
+            + usage.completion_tokens * price.output
+        ) / 1_000_000
+        multiplier = self._settings.peak_multiplier if self.is_peak(at or datetime.now(UTC)) else 1.0
+        return base * multiplier

@@ -1,0 +1,167 @@
+"""Pipelines as configuration: one YAML file per input topic.
+
+A pipeline names its input topic, the JSON Schemas of what it reads and what
+the model must return, the model and its ``max_tokens``, the fields that are
+hashed for deduplication, the fields rendered into the prompt, the fields
+masked before text leaves the process, and the fixed instructions.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import fastjsonschema
+import orjson
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from streams.errors import ConfigurationError
+
+logger = logging.getLogger(__name__)
+
+Validator = Callable[[Any], Any]
+
+
+class PipelineConfig(BaseModel):
+    """One pipeline's file, as written in ``config/pipelines/``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_-]{0,40}$")
+    input_topic: str
+    input_schema: str = Field(description="File in schemas/ for the whole record.")
+    output_schema: str = Field(description="File in schemas/ for the model's answer.")
+    model: str = "deepseek-flash"
+    max_tokens: int = Field(400, ge=16, le=384_000)
+    max_concurrency: int = Field(64, ge=1, description="LLM calls in flight.")
+    content_fields: list[str] = Field(min_length=1)
+    prompt_fields: list[str] = Field(min_length=1)
+    redact_fields: list[str] = Field(default_factory=list)
+    prompt_version: int = Field(1, ge=1, description="Part of the content hash.")
+    instructions: str = Field(min_length=1)
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """A pipeline ready to run: its configuration and compiled schemas."""
+
+    config: PipelineConfig
+    validate_input: Validator
+    validate_output: Validator
+
+    @property
+    def name(self) -> str:
+        """The pipeline's name, used in metrics and records."""
+        return self.config.name
+
+
+def read_field(body: dict[str, Any], path: str) -> Any:
+    """Returns the value at a dotted path, or None when any step is missing."""
+    value: Any = body
+    for step in path.split("."):
+        if not isinstance(value, dict):
+            return None
+        value = value.get(step)
+    return value
+
+
+def _load_schema(schemas_dir: Path, name: str) -> dict[str, Any]:
+    path = schemas_dir / name
+    try:
+        schema: dict[str, Any] = orjson.loads(path.read_bytes())
+    except FileNotFoundError as exc:
+        raise ConfigurationError(f"schema file {path} does not exist") from exc
+    except orjson.JSONDecodeError as exc:
+        raise ConfigurationError(f"schema file {path} is not JSON: {exc}") from exc
+    return schema
+
+
+def _inline_refs(node: Any, schemas_dir: Path) -> Any:
+    """Replaces ``{"$ref": "<file>"}`` with that file's schema, recursively.
+
+    Only whole-file references are used in ``schemas/``; inlining them keeps
+    the compiled validator free of any resolver.
+    """
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        if isinstance(ref, str) and not ref.startswith("#"):
+            target = _load_schema(schemas_dir, ref)
+            target.pop("$id", None)
+            target.pop("$schema", None)
+            return _inline_refs(target, schemas_dir)
+        return {key: _inline_refs(value, schemas_dir) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_inline_refs(item, schemas_dir) for item in node]
+    return node
+
+
+def compile_schema(schemas_dir: Path, name: str) -> Validator:
+    """Compiles a schema file of ``schemas/`` into a fast validator.
+
+    Raises:
+        ConfigurationError: The file is missing, not JSON or not a schema.
+    """
+    schema = _inline_refs(copy.deepcopy(_load_schema(schemas_dir, name)), schemas_dir)
+    try:
+        validator: Validator = fastjsonschema.compile(schema)
+    except fastjsonschema.JsonSchemaDefinitionException as exc:
+        raise ConfigurationError(f"schema {name} is not a valid schema: {exc}") from exc
+    return validator
+
+
+def load_pipeline(path: Path, schemas_dir: Path) -> Pipeline:
+    """Reads one pipeline file and compiles its schemas."""
+    try:
+        raw = yaml.safe_load(path.read_text())
+        config = PipelineConfig.model_validate(raw)
+    except (OSError, yaml.YAMLError, ValidationError) as exc:
+        raise ConfigurationError(f"pipeline file {path} is invalid: {exc}") from exc
+    return Pipeline(
+        config=config,
+        validate_input=compile_schema(schemas_dir, config.input_schema),
+        validate_output=compile_schema(schemas_dir, config.output_schema),
+    )
+
+
+def load_pipelines(
+    pipelines_dir: Path, schemas_dir: Path, names: Iterable[str] | None = None
+) -> dict[str, Pipeline]:
+    """Loads the pipelines of a folder, keyed by input topic.
+
+    Args:
+        pipelines_dir: Folder of ``*.yaml`` pipeline files.
+        schemas_dir: Folder of the JSON Schemas they name.
+        names: Only these pipelines; all when None.
+
+    Raises:
+        ConfigurationError: A file is invalid, a name is unknown, or two
+            pipelines read the same topic.
+    """
+    wanted = set(names) if names is not None else None
+    by_topic: dict[str, Pipeline] = {}
+    found: set[str] = set()
+    for path in sorted(pipelines_dir.glob("*.yaml")):
+        pipeline = load_pipeline(path, schemas_dir)
+        found.add(pipeline.name)
+        if wanted is not None and pipeline.name not in wanted:
+            continue
+        topic = pipeline.config.input_topic
+        if topic in by_topic:
+            raise ConfigurationError(
+                f"pipelines {by_topic[topic].name} and {pipeline.name} "
+                f"both read topic {topic}"
+            )
+        by_topic[topic] = pipeline
+    if wanted is not None and wanted - found:
+        raise ConfigurationError(
+            f"unknown pipeline(s) {sorted(wanted - found)}; found {sorted(found)}"
+        )
+    if not by_topic:
+        raise ConfigurationError(f"no pipeline files in {pipelines_dir}")
+    logger.info("pipelines.loaded names=%s", ",".join(p.name for p in by_topic.values()))
+    return by_topic

@@ -1,0 +1,304 @@
+"""The enrichment step: one event in, one validated enrichment out.
+
+It owns the retry loop around the chat model, the circuit breaker check
+before each attempt, the in-flight bounds (per pipeline and overall), and
+the judgement of each answer:
+
+* content null with reasoning present, or ``finish_reason="length"``:
+  truncated; retried with ``max_tokens`` doubled, up to four times the
+  pipeline's setting;
+* blank or whitespace-only content: retried (``blank_content``);
+* content that is not a JSON object: retried (``invalid_json``);
+* a JSON object the output schema rejects: dead-lettered at once
+  (``output_schema_violation``).
+
+Every attempt's tokens are billed, so usage and cost add up over attempts and
+travel with a failure too. This module imports neither Kafka nor HTTP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import fastjsonschema
+
+from streams import json_codec
+from streams.errors import (
+    LLMBadOutputError,
+    PermanentError,
+    RetryableError,
+    StreamsError,
+)
+from streams.llm.circuit_breaker import CircuitBreaker
+from streams.llm.client import AccountError, ChatRequest, ChatResponse
+from streams.llm.pricing import PriceList
+from streams.llm.retry_policy import RetryPolicy
+from streams.llm.usage import Usage
+from streams.pipeline.config import Pipeline
+from streams.pipeline.decode import Event
+from streams.pipeline.prompt import build_messages
+
+logger = logging.getLogger(__name__)
+
+MAX_TOKENS_GROWTH = 4
+
+
+class ChatModel(Protocol):
+    """Anything that answers a chat request (the HTTP client, or a fake)."""
+
+    async def complete(self, request: ChatRequest) -> ChatResponse:
+        """Makes one call."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Enrichment:
+    """A validated answer and what it took to get it."""
+
+    values: dict[str, Any]
+    model: str
+    usage: Usage
+    cost_usd: float
+    latency_s: float
+    attempts: int
+    request_id: str | None
+
+
+class EnrichmentFailed(PermanentError):
+    """The event could not be enriched; it goes to the dead letters.
+
+    Args:
+        cause: The last classified error.
+        attempts: Attempts made.
+        usage: Tokens spent over all attempts.
+        cost_usd: Their cost.
+        model: The model called.
+    """
+
+    def __init__(
+        self,
+        cause: StreamsError,
+        *,
+        attempts: int,
+        usage: Usage,
+        cost_usd: float,
+        model: str,
+    ) -> None:
+        super().__init__(
+            str(cause),
+            reason=cause.reason,
+            status=getattr(cause, "status", None),
+            request_id=getattr(cause, "request_id", None),
+        )
+        self.cause = cause
+        self.attempts = attempts
+        self.usage = usage
+        self.cost_usd = cost_usd
+        self.model = model
+
+
+AttemptObserver = Callable[[str, str, float, Usage], None]
+"""Called after each attempt with (pipeline, outcome reason, seconds, usage)."""
+
+
+def judge_response(pipeline: Pipeline, response: ChatResponse) -> dict[str, Any]:
+    """Turns an answer into validated values, or raises a classified error."""
+    if response.finish_reason == "length" or (
+        response.content is None and response.reasoning_present
+    ):
+        reason = "truncated" if response.content else "reasoning_only"
+        raise LLMBadOutputError(
+            "the answer was cut off by max_tokens", reason=reason, grow_max_tokens=True
+        )
+    content = response.content or ""
+    if not content.strip():
+        raise LLMBadOutputError("the answer was blank", reason="blank_content")
+    try:
+        values = json_codec.loads(content.encode())
+    except json_codec.JSONError as exc:
+        raise LLMBadOutputError(
+            "the answer was not JSON", reason="invalid_json"
+        ) from exc
+    if not isinstance(values, dict):
+        raise LLMBadOutputError("the answer was not a JSON object", reason="invalid_json")
+    try:
+        pipeline.validate_output(values)
+    except fastjsonschema.JsonSchemaValueException as exc:
+        raise PermanentError(
+            f"the answer does not match {pipeline.config.output_schema}: {exc.message}",
+            reason="output_schema_violation",
+            request_id=response.request_id,
+        ) from exc
+    return values
+
+
+class Enricher:
+    """Calls the model for events, with retries, bounds and a circuit breaker.
+
+    Args:
+        chat: The chat model.
+        policy: When to retry and how long to wait.
+        breaker: The endpoint's circuit breaker.
+        prices: The price list for cost accounting.
+        max_in_flight: Calls in flight across all pipelines.
+        model_override: A model that replaces every pipeline's model.
+        observe_attempt: Optional per-attempt callback, for metrics.
+    """
+
+    def __init__(
+        self,
+        chat: ChatModel,
+        *,
+        policy: RetryPolicy,
+        breaker: CircuitBreaker,
+        prices: PriceList,
+        max_in_flight: int,
+        model_override: str | None = None,
+        observe_attempt: AttemptObserver | None = None,
+    ) -> None:
+        self._chat = chat
+        self._policy = policy
+        self._breaker = breaker
+        self._prices = prices
+        self._global_slots = asyncio.Semaphore(max_in_flight)
+        self._pipeline_slots: dict[str, asyncio.Semaphore] = {}
+        self._model_override = model_override
+        self._observe = observe_attempt
+        self.calls = 0
+        self.retries = 0
+
+    def model_for(self, pipeline: Pipeline) -> str:
+        """The model this pipeline's calls use."""
+        return self._model_override or pipeline.config.model
+
+    def _slots(self, pipeline: Pipeline) -> asyncio.Semaphore:
+        slots = self._pipeline_slots.get(pipeline.name)
+        if slots is None:
+            slots = asyncio.Semaphore(pipeline.config.max_concurrency)
+            self._pipeline_slots[pipeline.name] = slots
+        return slots
+
+    async def _attempt(self, pipeline: Pipeline, request: ChatRequest) -> ChatResponse:
+        async with self._slots(pipeline), self._global_slots:
+            self.calls += 1
+            return await self._chat.complete(request)
+
+    async def enrich(self, pipeline: Pipeline, event: Event) -> Enrichment:
+        """Enriches one event.
+
+        Raises:
+            EnrichmentFailed: Permanently failed, or retries ran out; carries
+                the attempts, tokens and cost spent.
+            FatalError: The configuration is unusable; the worker stops.
+        """
+        model = self.model_for(pipeline)
+        max_tokens = pipeline.config.max_tokens
+        messages = build_messages(pipeline, event)
+        usage = Usage()
+        attempts = 0
+        active_s = 0.0  # time in attempts and backoffs; circuit waits excluded
+        while True:
+            probe = await self._breaker.admit()
+            started = time.monotonic()
+            response: ChatResponse | None = None
+            error: StreamsError | None = None
+            try:
+                response = await self._attempt(
+                    pipeline, ChatRequest(model, messages, max_tokens)
+                )
+            except AccountError as exc:
+                # Not the event's fault: the attempt is not counted, and the
+                # next admit() waits for the circuit to close.
+                self._breaker.record_failure(account_level=True, probe=probe)
+                self._notify(pipeline, exc.reason, started, Usage())
+                continue
+            except RetryableError as exc:
+                self._breaker.record_failure(account_level=False, probe=probe)
+                error = exc
+            except PermanentError as exc:
+                self._breaker.record_success(probe)
+                error = exc
+            except BaseException:
+                if probe:
+                    self._breaker.release_probe()
+                raise
+            attempts += 1
+
+            if response is not None:
+                self._breaker.record_success(probe)
+                usage = usage + response.usage
+                self._warn_on_reasoning(pipeline, event, response)
+                try:
+                    values = judge_response(pipeline, response)
+                except (RetryableError, PermanentError) as exc:
+                    error = exc
+            spent = response.usage if response is not None else Usage()
+            self._notify(pipeline, error.reason if error else "ok", started, spent)
+            active_s += time.monotonic() - started
+            if error is None:
+                assert response is not None  # no error means an answer came
+                return Enrichment(
+                    values=values,
+                    model=response.model,
+                    usage=usage,
+                    cost_usd=self._prices.cost_usd(model, usage),
+                    latency_s=active_s,
+                    attempts=attempts,
+                    request_id=response.request_id,
+                )
+
+            if isinstance(error, LLMBadOutputError) and error.grow_max_tokens:
+                grown = min(
+                    max_tokens * 2, pipeline.config.max_tokens * MAX_TOKENS_GROWTH
+                )
+                if grown == max_tokens:
+                    error = PermanentError(
+                        "the answer stayed truncated at the largest max_tokens allowed",
+                        reason=error.reason,
+                    )
+                max_tokens = grown
+            if not isinstance(error, RetryableError) or not self._policy.should_retry(
+                error, attempts, active_s
+            ):
+                raise EnrichmentFailed(
+                    error,
+                    attempts=attempts,
+                    usage=usage,
+                    cost_usd=self._prices.cost_usd(model, usage),
+                    model=model,
+                )
+            delay = self._policy.delay_s(error, attempts)
+            self.retries += 1
+            logger.warning(
+                "llm.retry_scheduled pipeline=%s event_id=%s attempt=%d reason=%s "
+                "wait_s=%.2f",
+                pipeline.name,
+                event.event_id,
+                attempts,
+                error.reason,
+                delay,
+            )
+            await asyncio.sleep(delay)
+            active_s += delay
+
+    @staticmethod
+    def _warn_on_reasoning(
+        pipeline: Pipeline, event: Event, response: ChatResponse
+    ) -> None:
+        if response.usage.reasoning_tokens:
+            logger.warning(
+                "llm.reasoning_tokens pipeline=%s event_id=%s tokens=%d "
+                "consequence=billed_as_output",
+                pipeline.name,
+                event.event_id,
+                response.usage.reasoning_tokens,
+            )
+
+    def _notify(self, pipeline: Pipeline, outcome: str, started: float, usage: Usage) -> None:
+        if self._observe is not None:
+            self._observe(pipeline.name, outcome, time.monotonic() - started, usage)

@@ -1,0 +1,95 @@
+"""Assembling a worker from the settings, and running it until a signal."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from dataclasses import dataclass
+
+from streams.kafka.topics import ensure_topics
+from streams.llm.circuit_breaker import CircuitBreaker, CircuitState
+from streams.llm.client import ChatClient
+from streams.llm.pricing import PriceList
+from streams.llm.retry_policy import RetryPolicy
+from streams.llm.usage import Usage
+from streams.observability.metrics import Metrics
+from streams.pipeline.config import Pipeline, load_pipelines
+from streams.pipeline.enricher import Enricher
+from streams.settings import Settings
+from streams.worker import Worker, WorkerStats
+
+logger = logging.getLogger(__name__)
+
+_CIRCUIT_VALUES = {CircuitState.CLOSED: 0, CircuitState.HALF_OPEN: 1, CircuitState.OPEN: 2}
+
+
+@dataclass
+class Service:
+    """A worker and what it owns."""
+
+    worker: Worker
+    chat: ChatClient
+    breaker: CircuitBreaker
+    pipelines: dict[str, Pipeline]
+
+
+def build_service(settings: Settings, metrics: Metrics | None = None) -> Service:
+    """Wires pipelines, LLM client, retry policy, circuit breaker and worker."""
+    metrics = metrics or Metrics()
+    pipelines = load_pipelines(settings.pipelines_dir, settings.schemas_dir, settings.pipelines)
+    chat = ChatClient(settings.llm)
+    endpoint = settings.llm.base_url
+
+    def circuit_changed(state: CircuitState) -> None:
+        metrics.circuit_state.labels(endpoint).set(_CIRCUIT_VALUES[state])
+
+    breaker = CircuitBreaker(endpoint, on_change=circuit_changed)
+    metrics.circuit_state.labels(endpoint).set(0)
+
+    def observe_attempt(pipeline: str, outcome: str, seconds: float, usage: Usage) -> None:
+        model = settings.llm.model or pipelines_by_name[pipeline].config.model
+        metrics.llm_requests.labels(pipeline, model, outcome).inc()
+        metrics.llm_latency.labels(pipeline).observe(seconds)
+        tokens = metrics.llm_tokens
+        tokens.labels(pipeline, "cache_hit").inc(usage.prompt_cache_hit_tokens)
+        tokens.labels(pipeline, "cache_miss").inc(usage.prompt_cache_miss_tokens)
+        tokens.labels(pipeline, "completion").inc(usage.completion_tokens)
+        tokens.labels(pipeline, "reasoning").inc(usage.reasoning_tokens)
+
+    pipelines_by_name = {p.name: p for p in pipelines.values()}
+    enricher = Enricher(
+        chat,
+        policy=RetryPolicy.from_settings(settings.llm),
+        breaker=breaker,
+        prices=PriceList(settings.pricing),
+        max_in_flight=settings.llm.max_in_flight,
+        model_override=settings.llm.model,
+        observe_attempt=observe_attempt,
+    )
+    worker = Worker(settings, pipelines, enricher, metrics=metrics)
+    return Service(worker=worker, chat=chat, breaker=breaker, pipelines=pipelines)
+
+
+def create_worker_topics(settings: Settings, pipelines: dict[str, Pipeline]) -> None:
+    """Creates the input, output and dead-letter topics where missing."""
+    ensure_topics(
+        settings.kafka.common_config(),
+        [*pipelines, settings.kafka.output_topic, settings.kafka.dead_letter_topic],
+    )
+
+
+async def run_until_signal(service: Service, stop: asyncio.Event | None = None) -> WorkerStats:
+    """Runs the worker until SIGTERM or SIGINT (or ``stop``), then shuts down."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        stats = await service.worker.run(stop)
+    finally:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
+        await service.chat.close()
+    stats.circuit_opened = service.breaker.open_count
+    return stats

@@ -1,0 +1,318 @@
+"""The poll loop: consume without ever stalling, commit only what is finished.
+
+One asyncio event loop runs everything. The loop asks librdkafka for records
+without blocking (``consume(timeout=0)``), so polling continues however long
+the LLM calls take and the member is never evicted for exceeding
+``max.poll.interval.ms``. Each record becomes a task; records of one partition
+run concurrently (or, with ``ordering: key``, in offset order per key).
+
+Back-pressure: when ``max_buffered`` records are received and unfinished,
+every assigned partition is paused while polling continues; below
+``resume_ratio`` of the bound, exactly the partitions paused are resumed.
+
+Offsets: see :mod:`streams.kafka.offset_tracker`. Commits carry explicit
+offsets, every ``commit_interval_s`` and at revocation and shutdown.
+
+Revocation: the producer is flushed for up to ``revoke_grace_s`` so records
+already produced are acknowledged, the finished prefix is committed, and the
+revoked partitions' remaining tasks are cancelled: their results would be
+late, and the new owner redoes them (at most ``max_buffered`` duplicates).
+
+Shutdown (SIGTERM, SIGINT, or the stop event): intake stops, in-flight work
+gets ``shutdown_grace_s`` to finish while polling continues, the rest is
+cancelled, and exactly the finished prefix is committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+
+from streams.errors import FatalError
+from streams.kafka.dead_letter import SourceRecord
+from streams.kafka.offset_tracker import PartitionOffsets
+from streams.kafka.producer import RecordProducer
+from streams.observability.metrics import Metrics
+from streams.pipeline.config import Pipeline
+from streams.pipeline.deduplication import Deduplicator
+from streams.pipeline.enricher import Enricher, Enrichment
+from streams.settings import Settings
+from streams.worker.record_processor import RecordProcessor, source_of
+from streams.worker.stats import WorkerStats
+
+logger = logging.getLogger(__name__)
+
+CONSUME_BATCH = 500
+IDLE_WAIT_S = 0.01
+PartitionKey = tuple[str, int]
+
+
+class Worker:
+    """Consumes the pipelines' topics and enriches every record.
+
+    Args:
+        settings: The service settings.
+        pipelines: Pipelines keyed by input topic.
+        enricher: Calls the model.
+        metrics: Where to count; a fresh registry when None.
+        consumer_factory: Builds the consumer (tests inject a wrapped one).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        pipelines: dict[str, Pipeline],
+        enricher: Enricher,
+        *,
+        metrics: Metrics | None = None,
+        consumer_factory: Callable[[dict[str, Any]], Consumer] = Consumer,
+    ) -> None:
+        self._settings = settings
+        self._pipelines = pipelines
+        self._enricher = enricher
+        self.metrics = metrics or Metrics()
+        self.stats = WorkerStats()
+        self._consumer = consumer_factory(settings.kafka.consumer_config())
+        self._producer = RecordProducer(settings.kafka.producer_config())
+        self._processor = RecordProcessor(
+            settings,
+            enricher=enricher,
+            deduplicator=Deduplicator[Enrichment](settings.worker.result_cache_size),
+            producer=self._producer,
+            metrics=self.metrics,
+            stats=self.stats,
+        )
+        self._offsets: dict[PartitionKey, PartitionOffsets] = {}
+        self._tasks: dict[PartitionKey, set[asyncio.Task[None]]] = {}
+        self._key_tails: dict[tuple[str, int, bytes | None], asyncio.Future[None]] = {}
+        self._paused: set[PartitionKey] = set()
+        self._intake_stopped = False
+        self._fatal: BaseException | None = None
+        self._last_commit = 0.0
+        self.assigned_once = asyncio.Event()
+
+    # -- rebalance callbacks (run inside consume(), on the loop thread) --------
+
+    def _on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        for tp in partitions:
+            self._offsets[(tp.topic, tp.partition)] = PartitionOffsets()
+            self._tasks.setdefault((tp.topic, tp.partition), set())
+        self.metrics.rebalances.labels("assign").inc()
+        logger.info(
+            "partitions.assigned count=%d partitions=%s",
+            len(partitions),
+            ",".join(f"{tp.topic}[{tp.partition}]" for tp in partitions),
+        )
+        if partitions:
+            self.assigned_once.set()
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        keys = [(tp.topic, tp.partition) for tp in partitions]
+        undelivered = self._producer.flush(self._settings.worker.revoke_grace_s)
+        self._commit([key for key in keys if key in self._offsets], consumer)
+        self._drop(keys)
+        self.metrics.rebalances.labels("revoke").inc()
+        logger.info(
+            "partitions.revoked count=%d undelivered_outputs=%d", len(keys), undelivered
+        )
+
+    def _on_lost(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        keys = [(tp.topic, tp.partition) for tp in partitions]
+        self._drop(keys)
+        self.metrics.rebalances.labels("lost").inc()
+        logger.warning(
+            "partitions.lost count=%d consequence=uncommitted_work_redone_by_new_owner",
+            len(keys),
+        )
+
+    def _drop(self, keys: list[PartitionKey]) -> None:
+        """Forgets partitions: late results are dropped, their tasks cancelled."""
+        for key in keys:
+            offsets = self._offsets.pop(key, None)
+            if offsets is not None:
+                offsets.revoked = True
+            for task in self._tasks.pop(key, set()):
+                task.cancel()
+            self._paused.discard(key)
+
+    # -- intake -----------------------------------------------------------------
+
+    @property
+    def buffered(self) -> int:
+        """Records received and not finished, over all assigned partitions."""
+        return sum(offsets.pending for offsets in self._offsets.values())
+
+    def _accept(self, message: Message) -> None:
+        error = message.error()
+        if error is not None:
+            if error.fatal():
+                raise FatalError(f"consumer error: {error.str()}", reason="kafka_fatal")
+            logger.warning("consumer.error code=%s error=%s", error.name(), error.str())
+            return
+        key = (message.topic(), message.partition())
+        offsets = self._offsets.get(key)
+        pipeline = self._pipelines.get(message.topic())
+        if offsets is None or pipeline is None or self._intake_stopped:
+            return  # not tracked, so never committed: it will be delivered again
+        offsets.received(message.offset())
+        self.stats.consumed += 1
+        self.metrics.records_consumed.labels(pipeline.name, message.topic()).inc()
+        source = source_of(message)
+        task = asyncio.create_task(self._run_record(source, pipeline, offsets))
+        tasks = self._tasks[key]
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    async def _run_record(
+        self, source: SourceRecord, pipeline: Pipeline, offsets: PartitionOffsets
+    ) -> None:
+        def finish() -> None:
+            if not offsets.revoked:
+                offsets.finish(source.offset)
+
+        tail_key = (source.topic, source.partition, source.key)
+        previous: asyncio.Future[None] | None = None
+        done: asyncio.Future[None] | None = None
+        if self._settings.worker.ordering == "key":
+            previous = self._key_tails.get(tail_key)
+            done = asyncio.get_running_loop().create_future()
+            self._key_tails[tail_key] = done
+        try:
+            if previous is not None:
+                await asyncio.shield(previous)
+            await self._processor.process(source, pipeline, finish)
+        except asyncio.CancelledError:
+            raise
+        except FatalError as exc:
+            self._fatal = exc
+        except Exception as exc:  # noqa: BLE001  # a bug must stop the worker, not vanish
+            logger.exception("record.unexpected_error offset=%d", source.offset)
+            self._fatal = exc
+        finally:
+            if done is not None:
+                done.set_result(None)
+                if self._key_tails.get(tail_key) is done:
+                    del self._key_tails[tail_key]
+
+    def _apply_backpressure(self) -> None:
+        assigned = set(self._offsets)
+        buffered = self.buffered
+        bound = self._settings.worker.max_buffered
+        if self._intake_stopped or buffered >= bound:
+            to_pause = assigned - self._paused
+            if to_pause:
+                self._consumer.pause([TopicPartition(t, p) for t, p in to_pause])
+                self._paused |= to_pause
+                logger.debug("intake.paused partitions=%d buffered=%d", len(to_pause), buffered)
+        elif self._paused and buffered <= bound * self._settings.worker.resume_ratio:
+            to_resume = self._paused & assigned
+            if to_resume:
+                self._consumer.resume([TopicPartition(t, p) for t, p in to_resume])
+            logger.debug("intake.resumed partitions=%d buffered=%d", len(to_resume), buffered)
+            self._paused.clear()
+        self.metrics.records_in_flight.set(buffered)
+        self.metrics.partitions_paused.set(len(self._paused))
+
+    # -- commits ------------------------------------------------------------------
+
+    def _commit(self, keys: list[PartitionKey], consumer: Consumer | None = None) -> None:
+        """Commits the finished prefix of the given partitions, synchronously."""
+        offsets = []
+        for key in keys:
+            tracked = self._offsets.get(key)
+            if tracked is None:
+                continue
+            position = tracked.committable()
+            if position is not None and position != tracked.committed:
+                offsets.append((key, tracked, position))
+        if not offsets:
+            return
+        started = time.monotonic()
+        try:
+            (consumer or self._consumer).commit(
+                offsets=[TopicPartition(t, p, pos) for (t, p), _, pos in offsets],
+                asynchronous=False,
+            )
+        except KafkaException as exc:
+            error: KafkaError = exc.args[0]
+            self.metrics.commits.labels("failed").inc()
+            logger.warning(
+                "offsets.commit_failed error=%s consequence=retried_next_interval",
+                error.name(),
+            )
+            return
+        for _, tracked, position in offsets:
+            tracked.committed = position
+        self.metrics.commits.labels("ok").inc()
+        self.metrics.commit_latency.observe(time.monotonic() - started)
+        logger.debug("offsets.committed partitions=%d", len(offsets))
+
+    # -- the loop -------------------------------------------------------------------
+
+    def _poll_once(self) -> int:
+        self._producer.poll()
+        messages = self._consumer.consume(num_messages=CONSUME_BATCH, timeout=0)
+        for message in messages:
+            self._accept(message)
+        self._apply_backpressure()
+        now = time.monotonic()
+        if now - self._last_commit >= self._settings.worker.commit_interval_s:
+            self._commit(list(self._offsets))
+            self._last_commit = now
+        self.stats.llm_calls = self._enricher.calls
+        self.stats.retries = self._enricher.retries
+        return len(messages)
+
+    async def run(self, stop: asyncio.Event) -> WorkerStats:
+        """Runs until ``stop`` is set or a fatal error, then shuts down.
+
+        Raises:
+            FatalError: What stopped the worker, after the shutdown.
+        """
+        topics = sorted(self._pipelines)
+        self._consumer.subscribe(
+            topics, on_assign=self._on_assign, on_revoke=self._on_revoke,
+            on_lost=self._on_lost,
+        )
+        logger.info("worker.started topics=%s group=%s", ",".join(topics),
+                    self._settings.kafka.group_id)
+        try:
+            while not stop.is_set() and self._fatal is None:
+                received = self._poll_once()
+                await asyncio.sleep(0 if received else IDLE_WAIT_S)
+        finally:
+            await self._shutdown()
+        if self._fatal is not None:
+            raise FatalError(f"the worker stopped: {self._fatal}") from self._fatal
+        return self.stats
+
+    def _all_tasks(self) -> set[asyncio.Task[None]]:
+        return {task for tasks in self._tasks.values() for task in tasks}
+
+    async def _shutdown(self) -> None:
+        self._intake_stopped = True
+        grace = self._settings.worker.shutdown_grace_s
+        logger.info("worker.stopping in_flight=%d grace_s=%.1f", self.buffered, grace)
+        deadline = time.monotonic() + grace
+        while self._all_tasks() and time.monotonic() < deadline and self._fatal is None:
+            self._poll_once()
+            await asyncio.sleep(IDLE_WAIT_S)
+        abandoned = self._all_tasks()
+        for task in abandoned:
+            task.cancel()
+        if abandoned:
+            await asyncio.gather(*abandoned, return_exceptions=True)
+        undelivered = self._producer.flush(5.0)
+        self._commit(list(self._offsets))
+        self._consumer.close()
+        logger.info(
+            "worker.stopped abandoned=%d undelivered=%d consumed=%d enriched=%d "
+            "dead_lettered=%d",
+            len(abandoned), undelivered, self.stats.consumed, self.stats.enriched,
+            self.stats.dead_lettered,
+        )

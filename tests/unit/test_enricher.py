@@ -1,0 +1,152 @@
+"""The retry loop, the answer's judgement and the circuit, against a scripted model."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import orjson
+import pytest
+
+from streams.errors import PermanentError, RetryableError
+from streams.llm.circuit_breaker import CircuitBreaker, CircuitState
+from streams.llm.client import AccountError, ChatRequest, ChatResponse
+from streams.llm.pricing import PriceList
+from streams.llm.retry_policy import RetryPolicy
+from streams.llm.usage import Usage
+from streams.pipeline.config import Pipeline
+from streams.pipeline.decode import decode_event
+from streams.pipeline.enricher import Enricher, EnrichmentFailed
+from streams.settings import PricingSettings
+from tests.unit.conftest import ticket_bytes
+
+GOOD = orjson.dumps(
+    {"summary": "Customer wants to cancel an order.", "category": "ORDER",
+     "intent": "cancel_order", "urgency": "medium", "sentiment": "neutral",
+     "entities": [{"type": "order_id", "value": "1234567"}]}
+).decode()
+USAGE = Usage(prompt_cache_hit_tokens=128, prompt_cache_miss_tokens=40, completion_tokens=50)
+
+Step = ChatResponse | Exception
+
+
+def answer(content: str | None = GOOD, finish: str = "stop", reasoning: bool = False) -> ChatResponse:
+    return ChatResponse(content, finish, reasoning, USAGE, "deepseek-flash", "req-1", 0.01)
+
+
+class ScriptedModel:
+    """Answers each call with the next scripted step and records the request."""
+
+    def __init__(self, steps: list[Step]) -> None:
+        self.steps = list(steps)
+        self.requests: list[ChatRequest] = []
+
+    async def complete(self, request: ChatRequest) -> ChatResponse:
+        self.requests.append(request)
+        step = self.steps.pop(0) if len(self.steps) > 1 else self.steps[0]
+        if isinstance(step, Exception):
+            raise step
+        return step
+
+
+def make_enricher(model: ScriptedModel, **breaker_args: float) -> tuple[Enricher, CircuitBreaker]:
+    breaker = CircuitBreaker("test", **breaker_args)  # type: ignore[arg-type]
+    enricher = Enricher(
+        model,
+        policy=RetryPolicy(max_attempts=3, wait=False),
+        breaker=breaker,
+        prices=PriceList(PricingSettings()),
+        max_in_flight=4,
+    )
+    return enricher, breaker
+
+
+def run(pipelines: dict[str, Pipeline], model: ScriptedModel, **breaker_args: float) -> Callable[[], object]:
+    enricher, _ = make_enricher(model, **breaker_args)
+    event = decode_event(ticket_bytes(), pipelines["tickets"])
+    return lambda: asyncio.run(enricher.enrich(pipelines["tickets"], event))
+
+
+def test_a_good_answer_is_validated_and_priced(pipelines: dict[str, Pipeline]) -> None:
+    model = ScriptedModel([answer()])
+    enrichment = run(pipelines, model)()
+    assert enrichment.values["category"] == "ORDER"  # type: ignore[attr-defined]
+    assert enrichment.attempts == 1  # type: ignore[attr-defined]
+    expected = (128 * 0.003 + 40 * 0.15 + 50 * 0.60) / 1e6
+    assert enrichment.cost_usd in (pytest.approx(expected), pytest.approx(2 * expected))  # type: ignore[attr-defined]
+    request = model.requests[0]
+    assert request.max_tokens == pipelines["tickets"].config.max_tokens
+    assert request.messages[0]["role"] == "system"
+
+
+@pytest.mark.parametrize(
+    ("step", "reason"),
+    [
+        (answer(""), "blank_content"),
+        (answer("   \n  "), "blank_content"),
+        (answer('{"summary": '), "invalid_json"),
+        (answer("[1, 2]"), "invalid_json"),
+        (RetryableError("503", reason="overloaded", status=503), "overloaded"),
+    ],
+    ids=["blank", "whitespace", "not-json", "array", "503"],
+)
+def test_transient_failures_are_retried_then_dead_lettered(
+    pipelines: dict[str, Pipeline], step: Step, reason: str
+) -> None:
+    model = ScriptedModel([step])
+    with pytest.raises(EnrichmentFailed) as caught:
+        run(pipelines, model, failure_threshold=100)()
+    assert caught.value.reason == reason
+    assert caught.value.attempts == 3
+    assert len(model.requests) == 3
+
+
+def test_a_transient_failure_then_success_is_enriched(pipelines: dict[str, Pipeline]) -> None:
+    model = ScriptedModel([answer(""), answer()])
+    enrichment = run(pipelines, model)()
+    assert enrichment.attempts == 2  # type: ignore[attr-defined]
+    assert enrichment.usage.completion_tokens == 100  # type: ignore[attr-defined]  # both billed
+
+
+@pytest.mark.parametrize(
+    "step",
+    [answer('{"summary": "half', finish="length"), answer(None, finish="length", reasoning=True)],
+    ids=["truncated", "reasoning-only"],
+)
+def test_truncated_answers_are_retried_with_more_tokens(
+    pipelines: dict[str, Pipeline], step: ChatResponse
+) -> None:
+    model = ScriptedModel([step, answer()])
+    run(pipelines, model)()
+    budget = pipelines["tickets"].config.max_tokens
+    assert [r.max_tokens for r in model.requests] == [budget, budget * 2]
+
+
+def test_content_refusal_is_permanent_and_not_retried(pipelines: dict[str, Pipeline]) -> None:
+    refusal = PermanentError("refused", reason="content_refused", status=400)
+    model = ScriptedModel([refusal])
+    with pytest.raises(EnrichmentFailed) as caught:
+        run(pipelines, model)()
+    assert caught.value.reason == "content_refused"
+    assert len(model.requests) == 1
+
+
+def test_an_answer_outside_the_schema_is_permanent(pipelines: dict[str, Pipeline]) -> None:
+    model = ScriptedModel([answer('{"summary": "x"}')])
+    with pytest.raises(EnrichmentFailed) as caught:
+        run(pipelines, model)()
+    assert caught.value.reason == "output_schema_violation"
+    assert len(model.requests) == 1
+
+
+def test_account_errors_open_the_circuit_and_cost_no_attempt(
+    pipelines: dict[str, Pipeline],
+) -> None:
+    declined = AccountError("402", reason="insufficient_balance", status=402)
+    model = ScriptedModel([declined, declined, answer()])
+    enricher, breaker = make_enricher(model, cooldown_s=0.01, max_cooldown_s=0.02)
+    event = decode_event(ticket_bytes(), pipelines["tickets"])
+    enrichment = asyncio.run(enricher.enrich(pipelines["tickets"], event))
+    assert enrichment.attempts == 1
+    assert breaker.open_count == 2  # opened at once, probe failed once more
+    assert breaker.state is CircuitState.CLOSED
