@@ -111,7 +111,17 @@ class PermanentError(StreamsError):
 
 
 class DecodeError(PermanentError):
-    """The record's bytes cannot become a valid event (stage ``decode``)."""
+    """The record's bytes cannot become a valid event (stage ``decode``).
+
+    Args:
+        message: What is wrong with the record.
+        reason: Reason code.
+        event_id: The event id, when the value decoded far enough to have one.
+    """
+
+    def __init__(self, message: str, *, reason: str, event_id: str | None = None) -> None:
+        super().__init__(message, reason=reason)
+        self.event_id = event_id
 
 
 class FatalError(StreamsError):

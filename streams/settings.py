@@ -155,7 +155,8 @@ class WorkerSettings(Section):
     max_buffered: int = Field(
         2_000,
         ge=1,
-        description="Records held (received, not finished) before intake pauses.",
+        description="Records received and not yet committed before intake pauses; "
+        "also the most records a crash can make the next owner redo.",
     )
     resume_ratio: float = Field(
         0.5, gt=0, lt=1, description="Intake resumes below this share of the bound."

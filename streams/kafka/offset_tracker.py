@@ -22,12 +22,26 @@ import heapq
 class PartitionOffsets:
     """Unfinished offsets of one partition assignment."""
 
-    __slots__ = ("_done", "_heap", "_highest", "committed", "revoked")
+    __slots__ = (
+        "_candidate",
+        "_committed_count",
+        "_done",
+        "_heap",
+        "_highest",
+        "_received",
+        "_released",
+        "committed",
+        "revoked",
+    )
 
     def __init__(self, committed: int | None = None) -> None:
         self._heap: list[int] = []
         self._done: set[int] = set()
         self._highest: int | None = None
+        self._received = 0
+        self._released = 0
+        self._committed_count = 0
+        self._candidate: tuple[int, int] | None = None
         self.committed = committed
         """The last offset committed for this assignment, if any."""
         self.revoked = False
@@ -40,6 +54,7 @@ class PartitionOffsets:
                 f"offset {offset} received after {self._highest}; offsets must rise"
             )
         self._highest = offset
+        self._received += 1
         heapq.heappush(self._heap, offset)
 
     def finish(self, offset: int) -> None:
@@ -51,6 +66,21 @@ class PartitionOffsets:
         """Records received and not finished."""
         return len(self._heap) - len(self._done)
 
+    @property
+    def uncommitted(self) -> int:
+        """Records received and not yet below the committed offset.
+
+        This is what a crash now could make the next owner redo, so the
+        worker bounds it, not just the unfinished records.
+        """
+        return self._received - self._committed_count
+
+    def mark_committed(self, position: int) -> None:
+        """Records that ``position`` (from :meth:`committable`) was committed."""
+        self.committed = position
+        if self._candidate is not None and self._candidate[0] == position:
+            self._committed_count = self._candidate[1]
+
     def committable(self) -> int | None:
         """The offset to commit: everything below it is finished.
 
@@ -60,8 +90,12 @@ class PartitionOffsets:
         heap, done = self._heap, self._done
         while heap and heap[0] in done:
             done.discard(heapq.heappop(heap))
+            self._released += 1
         if heap:
-            return heap[0]
-        if self._highest is None:
+            position = heap[0]
+        elif self._highest is None:
             return None
-        return self._highest + 1
+        else:
+            position = self._highest + 1
+        self._candidate = (position, self._released)
+        return position

@@ -75,8 +75,10 @@ def decode_event(value: bytes | None, pipeline: Pipeline) -> Event:
     try:
         pipeline.validate_input(body)
     except fastjsonschema.JsonSchemaValueException as exc:
+        event_id = body.get("id")
         raise DecodeError(
             f"record does not match {pipeline.config.input_schema}: {exc.message}",
             reason="schema_violation",
+            event_id=event_id if isinstance(event_id, str) else None,
         ) from exc
     return Event(event_id=body["id"], event_type=body["type"], body=body)

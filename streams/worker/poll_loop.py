@@ -6,9 +6,13 @@ the LLM calls take and the member is never evicted for exceeding
 ``max.poll.interval.ms``. Each record becomes a task; records of one partition
 run concurrently (or, with ``ordering: key``, in offset order per key).
 
-Back-pressure: when ``max_buffered`` records are received and unfinished,
-every assigned partition is paused while polling continues; below
-``resume_ratio`` of the bound, exactly the partitions paused are resumed.
+Back-pressure: when ``max_buffered`` records are received and not yet
+committed (unfinished, or finished above the committed offset), every
+assigned partition is paused while polling continues; below ``resume_ratio``
+of the bound, exactly the partitions paused are resumed. Bounding the
+uncommitted window, not only the unfinished records, bounds what a crash can
+make the next owner redo. Commits run every ``commit_interval_s``, and
+sooner while the window is more than half full.
 
 Offsets: see :mod:`streams.kafka.offset_tracker`. Commits carry explicit
 offsets, every ``commit_interval_s`` and at revocation and shutdown.
@@ -49,6 +53,7 @@ logger = logging.getLogger(__name__)
 
 CONSUME_BATCH = 500
 IDLE_WAIT_S = 0.01
+COMMIT_MIN_GAP_S = 0.05
 PartitionKey = tuple[str, int]
 
 
@@ -144,7 +149,16 @@ class Worker:
 
     @property
     def buffered(self) -> int:
-        """Records received and not finished, over all assigned partitions."""
+        """Records received and not yet committed, over all assigned partitions.
+
+        Finished but uncommitted records count too: a crash would make the next
+        owner redo them, so bounding this bounds the duplicates after a crash.
+        """
+        return sum(offsets.uncommitted for offsets in self._offsets.values())
+
+    @property
+    def in_flight(self) -> int:
+        """Records received and not finished."""
         return sum(offsets.pending for offsets in self._offsets.values())
 
     def _accept(self, message: Message) -> None:
@@ -215,7 +229,7 @@ class Worker:
                 self._consumer.resume([TopicPartition(t, p) for t, p in to_resume])
             logger.debug("intake.resumed partitions=%d buffered=%d", len(to_resume), buffered)
             self._paused.clear()
-        self.metrics.records_in_flight.set(buffered)
+        self.metrics.records_in_flight.set(self.in_flight)
         self.metrics.partitions_paused.set(len(self._paused))
 
     # -- commits ------------------------------------------------------------------
@@ -247,7 +261,7 @@ class Worker:
             )
             return
         for _, tracked, position in offsets:
-            tracked.committed = position
+            tracked.mark_committed(position)
         self.metrics.commits.labels("ok").inc()
         self.metrics.commit_latency.observe(time.monotonic() - started)
         logger.debug("offsets.committed partitions=%d", len(offsets))
@@ -256,12 +270,18 @@ class Worker:
 
     def _poll_once(self) -> int:
         self._producer.poll()
-        messages = self._consumer.consume(num_messages=CONSUME_BATCH, timeout=0)
+        # Never take more than the bound allows; one record keeps the call alive.
+        room = self._settings.worker.max_buffered - self.buffered
+        messages = self._consumer.consume(
+            num_messages=max(1, min(CONSUME_BATCH, room)), timeout=0
+        )
         for message in messages:
             self._accept(message)
         self._apply_backpressure()
         now = time.monotonic()
-        if now - self._last_commit >= self._settings.worker.commit_interval_s:
+        interval = self._settings.worker.commit_interval_s
+        half_full = self.buffered >= self._settings.worker.max_buffered // 2
+        if now - self._last_commit >= (COMMIT_MIN_GAP_S if half_full else interval):
             self._commit(list(self._offsets))
             self._last_commit = now
         self.stats.llm_calls = self._enricher.calls
@@ -297,7 +317,7 @@ class Worker:
     async def _shutdown(self) -> None:
         self._intake_stopped = True
         grace = self._settings.worker.shutdown_grace_s
-        logger.info("worker.stopping in_flight=%d grace_s=%.1f", self.buffered, grace)
+        logger.info("worker.stopping in_flight=%d grace_s=%.1f", self.in_flight, grace)
         deadline = time.monotonic() + grace
         while self._all_tasks() and time.monotonic() < deadline and self._fatal is None:
             self._poll_once()

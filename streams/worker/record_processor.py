@@ -98,7 +98,8 @@ class RecordProcessor:
                 return
             await self._dead_letter(
                 source, pipeline, DeadLetter("decode", type(exc).__name__, exc.reason,
-                                             str(exc), pipeline.name), finish,
+                                             str(exc), pipeline.name, exc.event_id),
+                finish,
             )
             return
 
