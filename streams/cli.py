@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import orjson
+from confluent_kafka import KafkaException
 
 from streams.errors import StreamsError
 from streams.observability.logging import configure_logging
@@ -60,11 +61,16 @@ def _topics(_args: argparse.Namespace, settings: Settings) -> int:
     from streams.pipeline.config import load_pipelines
     from streams.service import create_worker_topics
 
-    pipelines = load_pipelines(settings.pipelines_dir, settings.schemas_dir, settings.pipelines)
+    pipelines = load_pipelines(
+        settings.pipelines_dir, settings.schemas_dir, settings.pipelines
+    )
     create_worker_topics(settings, pipelines)
-    print("topics ready: " + ", ".join(
-        [*pipelines, settings.kafka.output_topic, settings.kafka.dead_letter_topic]
-    ))
+    print(
+        "topics ready: "
+        + ", ".join(
+            [*pipelines, settings.kafka.output_topic, settings.kafka.dead_letter_topic]
+        )
+    )
     return 0
 
 
@@ -73,7 +79,9 @@ def _produce(args: argparse.Namespace, settings: Settings) -> int:
     from streams.pipeline.config import load_pipelines
     from streams.service import create_worker_topics
 
-    pipelines = load_pipelines(settings.pipelines_dir, settings.schemas_dir, settings.pipelines)
+    pipelines = load_pipelines(
+        settings.pipelines_dir, settings.schemas_dir, settings.pipelines
+    )
     create_worker_topics(settings, pipelines)
     report = produce_events(
         settings.kafka.bootstrap_servers,
@@ -84,7 +92,8 @@ def _produce(args: argparse.Namespace, settings: Settings) -> int:
         malformed=not args.no_malformed,
         topics={p.name: p.config.input_topic for p in pipelines.values()},
         extra_config={
-            k: str(v) for k, v in settings.kafka.common_config().items()
+            k: str(v)
+            for k, v in settings.kafka.common_config().items()
             if k != "bootstrap.servers"
         },
     )
@@ -138,29 +147,43 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--port", type=int, default=8089, help="0 picks a free port")
     simulate.add_argument("--latency-mean-ms", type=float, default=300.0)
     simulate.add_argument("--latency-sigma", type=float, default=0.5)
-    simulate.add_argument("--error-rate", type=float, default=0.0,
-                          help="share of requests answered 429/500/503")
+    simulate.add_argument(
+        "--error-rate",
+        type=float,
+        default=0.0,
+        help="share of requests answered 429/500/503",
+    )
     simulate.add_argument("--seed", type=int, default=0)
     simulate.add_argument("--faults", default=None, help="fault settings as JSON")
     simulate.set_defaults(handler=_simulate)
 
-    topics = commands.add_parser("topics", help="create the input, output and DLQ topics")
+    topics = commands.add_parser(
+        "topics", help="create the input, output and DLQ topics"
+    )
     topics.set_defaults(handler=_topics)
 
     produce = commands.add_parser("produce", help="write the sample events to Kafka")
-    produce.add_argument("--data-dir", type=Path, default=None,
-                         help="folder with tickets/emails/contacts (default: data/sample)")
+    produce.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="folder with tickets/emails/contacts (default: data/sample)",
+    )
     produce.add_argument("--limit", type=int, default=None, help="records per source")
     produce.add_argument("--duplicate-ratio", type=float, default=0.1)
     produce.add_argument("--no-malformed", action="store_true")
-    produce.add_argument("--report", type=Path, default=None, help="write a JSON report")
+    produce.add_argument(
+        "--report", type=Path, default=None, help="write a JSON report"
+    )
     produce.set_defaults(handler=_produce)
 
     run = commands.add_parser("run", help="run the enrichment worker")
     run.add_argument("--create-topics", action="store_true")
     run.set_defaults(handler=_run)
 
-    demo = commands.add_parser("demo", help="the whole path on sample data, with a summary")
+    demo = commands.add_parser(
+        "demo", help="the whole path on sample data, with a summary"
+    )
     demo.add_argument("--data-dir", type=Path, default=None)
     demo.add_argument("--limit", type=int, default=None, help="records per source")
     demo.add_argument("--duplicate-ratio", type=float, default=0.1)
@@ -174,11 +197,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = load_settings()
-    except Exception as exc:  # noqa: BLE001  # any invalid setting ends here, explained
+    except Exception as exc:  # any invalid setting ends here, explained
         print(f"streams: invalid settings: {exc}", file=sys.stderr)
         return 2
     secrets = [settings.llm.api_key.get_secret_value()] if settings.llm.api_key else []
-    secrets += [value.get_secret_value() for value in settings.kafka.client_secret_config.values()]
+    secrets += [
+        value.get_secret_value()
+        for value in settings.kafka.client_secret_config.values()
+    ]
     configure_logging(
         args.log_level or settings.observability.log_level,
         settings.observability.log_format,
@@ -187,8 +213,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         result: int = args.handler(args, settings)
     except StreamsError as exc:
-        logger.error("command.failed command=%s reason=%s error=%s", args.command, exc.reason, exc)
+        logger.error(  # noqa: TRY400  # the reason explains it; a traceback would bury it
+            "command.failed command=%s reason=%s error=%s",
+            args.command,
+            exc.reason,
+            exc,
+        )
         print(f"streams {args.command}: {exc}", file=sys.stderr)
+        return 1
+    except KafkaException as exc:
+        logger.error(  # noqa: TRY400  # the Kafka error explains it; no traceback
+            "command.failed command=%s reason=kafka error=%s", args.command, exc
+        )
+        print(
+            f"streams {args.command}: Kafka error: {exc.args[0].str()}", file=sys.stderr
+        )
         return 1
     except KeyboardInterrupt:
         return 130

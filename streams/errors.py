@@ -119,7 +119,9 @@ class DecodeError(PermanentError):
         event_id: The event id, when the value decoded far enough to have one.
     """
 
-    def __init__(self, message: str, *, reason: str, event_id: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, reason: str, event_id: str | None = None
+    ) -> None:
         super().__init__(message, reason=reason)
         self.event_id = event_id
 

@@ -47,7 +47,9 @@ def _require_encodable(value: Any) -> None:
         try:
             value.encode()
         except UnicodeEncodeError as exc:
-            raise JSONError(f"string holds an unpaired surrogate: {exc.reason}") from exc
+            raise JSONError(
+                f"string holds an unpaired surrogate: {exc.reason}"
+            ) from exc
     elif isinstance(value, dict):
         for key, item in value.items():
             _require_encodable(key)

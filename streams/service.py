@@ -21,7 +21,11 @@ from streams.worker import Worker, WorkerStats
 
 logger = logging.getLogger(__name__)
 
-_CIRCUIT_VALUES = {CircuitState.CLOSED: 0, CircuitState.HALF_OPEN: 1, CircuitState.OPEN: 2}
+_CIRCUIT_VALUES = {
+    CircuitState.CLOSED: 0,
+    CircuitState.HALF_OPEN: 1,
+    CircuitState.OPEN: 2,
+}
 
 
 @dataclass
@@ -37,7 +41,9 @@ class Service:
 def build_service(settings: Settings, metrics: Metrics | None = None) -> Service:
     """Wires pipelines, LLM client, retry policy, circuit breaker and worker."""
     metrics = metrics or Metrics()
-    pipelines = load_pipelines(settings.pipelines_dir, settings.schemas_dir, settings.pipelines)
+    pipelines = load_pipelines(
+        settings.pipelines_dir, settings.schemas_dir, settings.pipelines
+    )
     chat = ChatClient(settings.llm)
     endpoint = settings.llm.base_url
 
@@ -47,7 +53,9 @@ def build_service(settings: Settings, metrics: Metrics | None = None) -> Service
     breaker = CircuitBreaker(endpoint, on_change=circuit_changed)
     metrics.circuit_state.labels(endpoint).set(0)
 
-    def observe_attempt(pipeline: str, outcome: str, seconds: float, usage: Usage) -> None:
+    def observe_attempt(
+        pipeline: str, outcome: str, seconds: float, usage: Usage
+    ) -> None:
         model = settings.llm.model or pipelines_by_name[pipeline].config.model
         metrics.llm_requests.labels(pipeline, model, outcome).inc()
         metrics.llm_latency.labels(pipeline).observe(seconds)
@@ -79,7 +87,9 @@ def create_worker_topics(settings: Settings, pipelines: dict[str, Pipeline]) -> 
     )
 
 
-async def run_until_signal(service: Service, stop: asyncio.Event | None = None) -> WorkerStats:
+async def run_until_signal(
+    service: Service, stop: asyncio.Event | None = None
+) -> WorkerStats:
     """Runs the worker until SIGTERM or SIGINT (or ``stop``), then shuts down."""
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -79,7 +79,10 @@ class KafkaSettings(Section):
         config: dict[str, Any] = {"bootstrap.servers": self.bootstrap_servers}
         config.update(self.client_config)
         config.update(
-            {key: value.get_secret_value() for key, value in self.client_secret_config.items()}
+            {
+                key: value.get_secret_value()
+                for key, value in self.client_secret_config.items()
+            }
         )
         return config
 

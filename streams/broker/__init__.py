@@ -1,5 +1,10 @@
 """A local single-node Apache Kafka broker, run from Maven Central jars."""
 
-from streams.broker.runtime import BrokerStatus, broker_status, start_broker, stop_broker
+from streams.broker.runtime import (
+    BrokerStatus,
+    broker_status,
+    start_broker,
+    stop_broker,
+)
 
 __all__ = ["BrokerStatus", "broker_status", "start_broker", "stop_broker"]

@@ -58,7 +58,9 @@ def ensure_jars(cache_dir: Path, kafka_version: str) -> Path:
     pom_path = release_dir / "pom.xml"
     pom_path.write_text(pom)
 
-    logger.info("broker.jars.fetching kafka_version=%s into=%s", kafka_version, libs_dir)
+    logger.info(
+        "broker.jars.fetching kafka_version=%s into=%s", kafka_version, libs_dir
+    )
     command = [
         mvn,
         "-q",

@@ -300,4 +300,9 @@ def produce_events(
             for record in planned
         ]
     producer = producer_factory(producer_config(bootstrap, extra_config))
-    return send_records(producer, planned, flush_timeout_s=flush_timeout_s)
+    try:
+        return send_records(producer, planned, flush_timeout_s=flush_timeout_s)
+    finally:
+        close = getattr(producer, "close", None)
+        if close is not None:
+            close()

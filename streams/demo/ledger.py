@@ -11,16 +11,30 @@ recognisable by the event id).
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from confluent_kafka import OFFSET_END, Consumer, TopicPartition
+from confluent_kafka import (
+    OFFSET_END,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    TopicPartition,
+)
 
 from streams import json_codec
+from streams.kafka.dead_letter import header_list
 
 Coordinates = tuple[str, int, int]
+WATERMARK_TIMEOUT_S = 30.0
+_NOT_READY = (
+    KafkaError.NOT_LEADER_FOR_PARTITION,
+    KafkaError.LEADER_NOT_AVAILABLE,
+    KafkaError.UNKNOWN_TOPIC_OR_PART,
+)
 
 
 @dataclass(frozen=True)
@@ -67,9 +81,15 @@ class OutputLedger:
             }
         )
         self.outcomes: dict[Coordinates, list[Outcome]] = defaultdict(list)
-        self._assign(output_topic, dead_letter_topic, from_beginning)
+        try:
+            self._assign(output_topic, dead_letter_topic, from_beginning)
+        except BaseException:
+            self._consumer.close()
+            raise
 
-    def _assign(self, output_topic: str, dead_letter_topic: str, from_beginning: bool) -> None:
+    def _assign(
+        self, output_topic: str, dead_letter_topic: str, from_beginning: bool
+    ) -> None:
         metadata = self._consumer.list_topics(timeout=30)
         partitions = []
         for topic in (output_topic, dead_letter_topic):
@@ -77,12 +97,24 @@ class OutputLedger:
                 if from_beginning:
                     start = 0
                 else:
-                    _low, high = self._consumer.get_watermark_offsets(
-                        TopicPartition(topic, partition), timeout=30
-                    )
-                    start = high if high >= 0 else OFFSET_END
+                    start = self._high_watermark(TopicPartition(topic, partition))
                 partitions.append(TopicPartition(topic, partition, start))
         self._consumer.assign(partitions)
+
+    def _high_watermark(self, partition: TopicPartition) -> int:
+        """The partition's end offset, waiting out a leader that is not ready."""
+        deadline = time.monotonic() + WATERMARK_TIMEOUT_S
+        while True:
+            try:
+                _low, high = self._consumer.get_watermark_offsets(partition, timeout=10)
+            except KafkaException as exc:
+                code = exc.args[0].code()
+                waiting = code in _NOT_READY or exc.args[0].retriable()
+                if not waiting or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+                continue
+            return int(high) if high >= 0 else OFFSET_END
 
     def poll(self, timeout_s: float = 0.5, max_records: int = 5_000) -> int:
         """Reads what is available; returns how many records were filed."""
@@ -94,7 +126,9 @@ class OutputLedger:
             if message.topic() == self._output_topic:
                 self._file_enriched(message.key(), message.value())
             else:
-                self._file_dead_letter(message.key(), message.value(), message.headers() or [])
+                self._file_dead_letter(
+                    message.key(), message.value(), header_list(message.headers())
+                )
             filed += 1
         return filed
 
@@ -103,14 +137,27 @@ class OutputLedger:
         metadata = record["enrichment_metadata"]
         source = metadata["source"]
         self.outcomes[(source["topic"], source["partition"], source["offset"])].append(
-            Outcome("enriched", record.get("id"), dedup=metadata["dedup"], value=value,
-                    key=key, metadata=metadata)
+            Outcome(
+                "enriched",
+                record.get("id"),
+                dedup=metadata["dedup"],
+                value=value,
+                key=key,
+                metadata=metadata,
+            )
         )
 
     def _file_dead_letter(
-        self, key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]]
+        self,
+        key: bytes | None,
+        value: bytes | None,
+        headers: list[tuple[str, bytes | None]],
     ) -> None:
-        found = {name: raw for name, raw in headers if name.startswith("dlq.")}
+        found = {
+            name: raw
+            for name, raw in headers
+            if name.startswith("dlq.") and raw is not None
+        }
 
         def text(name: str) -> str | None:
             raw = found.get(name)
@@ -122,14 +169,22 @@ class OutputLedger:
             int(text("dlq.original.offset") or -1),
         )
         self.outcomes[coordinates].append(
-            Outcome("dead_letter", text("dlq.event.id"), reason=text("dlq.error.reason"),
-                    stage=text("dlq.failure.stage"), value=value, key=key,
-                    headers=dict(headers))
+            Outcome(
+                "dead_letter",
+                text("dlq.event.id"),
+                reason=text("dlq.error.reason"),
+                stage=text("dlq.failure.stage"),
+                value=value,
+                key=key,
+                headers=found,
+            )
         )
 
     def missing(self, expected: set[Coordinates]) -> set[Coordinates]:
         """The expected inputs that have no outcome yet."""
-        return {coordinates for coordinates in expected if coordinates not in self.outcomes}
+        return {
+            coordinates for coordinates in expected if coordinates not in self.outcomes
+        }
 
     def close(self) -> None:
         """Closes the reader (it commits nothing)."""

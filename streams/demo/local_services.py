@@ -46,12 +46,15 @@ class SimulatorProcess:
 
     def stats(self) -> dict[str, object]:
         """The simulator's counters."""
-        with urllib.request.urlopen(f"{self.url}/stats", timeout=5.0) as response:  # noqa: S310  # our own loopback URL
+        # The simulator's own loopback URL, not user input.
+        with urllib.request.urlopen(f"{self.url}/stats", timeout=5.0) as response:
             data: dict[str, object] = orjson.loads(response.read())
         return data
 
 
-def start_simulator(args: list[str] | None = None, log: IO[bytes] | None = None) -> SimulatorProcess:
+def start_simulator(
+    args: list[str] | None = None, log: IO[bytes] | None = None
+) -> SimulatorProcess:
     """Starts ``streams simulate-llm`` on a free loopback port and waits for it.
 
     Args:
@@ -63,8 +66,17 @@ def start_simulator(args: list[str] | None = None, log: IO[bytes] | None = None)
     """
     extra = list(args or [])
     process = subprocess.Popen(
-        [sys.executable, "-m", "streams", "simulate-llm", "--host", "127.0.0.1",
-         "--port", "0", *extra],
+        [
+            sys.executable,
+            "-m",
+            "streams",
+            "simulate-llm",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            *extra,
+        ],
         stdout=subprocess.PIPE,
         stderr=log if log is not None else subprocess.DEVNULL,
         stdin=subprocess.DEVNULL,
@@ -78,7 +90,9 @@ def start_simulator(args: list[str] | None = None, log: IO[bytes] | None = None)
             break
     if b"listening on " not in line:
         process.kill()
-        raise ConfigurationError("the LLM simulator did not start; run it alone to see why")
+        raise ConfigurationError(
+            "the LLM simulator did not start; run it alone to see why"
+        )
     url = line.decode().strip().rsplit(" ", 1)[-1]
     logger.info("simulator.started url=%s pid=%d", url, process.pid)
     return SimulatorProcess(process=process, url=url, args=extra)
@@ -92,8 +106,9 @@ def ensure_broker(settings: Settings) -> bool:
     """
     if settings.kafka.bootstrap_servers != LOCAL_BOOTSTRAP:
         if not is_reachable(settings.kafka.bootstrap_servers, timeout_s=10):
+            bootstrap = settings.kafka.bootstrap_servers
             raise ConfigurationError(
-                f"the Kafka cluster at {settings.kafka.bootstrap_servers} does not answer"
+                f"the Kafka cluster at {bootstrap} does not answer"
             )
         return False
     if is_reachable(LOCAL_BOOTSTRAP, timeout_s=1):

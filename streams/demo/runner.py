@@ -20,7 +20,13 @@ from typing import Any
 import orjson
 from pydantic import SecretStr
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from streams.data.produce import ProduceReport, produce_events
@@ -112,11 +118,16 @@ async def _run_until_accounted(
     service = build_service(settings)
     stop = asyncio.Event()
     worker_task = asyncio.create_task(service.worker.run(stop))
-    expected: set[Coordinates] = {(r.topic, r.partition, r.offset) for r in report.records}
+    expected: set[Coordinates] = {
+        (r.topic, r.partition, r.offset) for r in report.records
+    }
     deadline = time.monotonic() + timeout_s
     columns = (
-        TextColumn("[bold]enriching"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("{task.fields[detail]}"), TimeElapsedColumn(),
+        TextColumn("[bold]enriching"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[detail]}"),
+        TimeElapsedColumn(),
     )
     try:
         with Progress(*columns, console=console, transient=False) as progress:
@@ -126,7 +137,8 @@ async def _run_until_accounted(
                 done = len(expected) - len(ledger.missing(expected))
                 stats = service.worker.stats
                 progress.update(
-                    bar, completed=done,
+                    bar,
+                    completed=done,
                     detail=f"llm calls {service.worker.stats.llm_calls}  "
                     f"dedup {stats.deduplicated}  dead letters {stats.dead_lettered}",
                 )
@@ -172,28 +184,36 @@ def run_demo(
             settings.kafka.output_topic,
             settings.kafka.dead_letter_topic,
         )
-        began = time.monotonic()
-        report = produce_events(
-            settings.kafka.bootstrap_servers,
-            data_dir=data_dir,
-            pipelines={p.name for p in service_pipelines.values()},
-            limit_per_source=limit,
-            duplicate_ratio=duplicate_ratio,
-            topics={p.name: p.config.input_topic for p in service_pipelines.values()},
-            extra_config={
-                k: str(v) for k, v in settings.kafka.common_config().items()
-                if k != "bootstrap.servers"
-            },
-        )
-        console.print(f"produced {len(report.records)} records")
-        llm_calls, retries = asyncio.run(
-            _run_until_accounted(settings, report, ledger, console, timeout_s)
-        )
-        summary = summarise(
-            report, ledger, llm_calls=llm_calls, retries=retries,
-            elapsed_s=time.monotonic() - began,
-        )
-        ledger.close()
+        try:
+            began = time.monotonic()
+            report = produce_events(
+                settings.kafka.bootstrap_servers,
+                data_dir=data_dir,
+                pipelines={p.name for p in service_pipelines.values()},
+                limit_per_source=limit,
+                duplicate_ratio=duplicate_ratio,
+                topics={
+                    p.name: p.config.input_topic for p in service_pipelines.values()
+                },
+                extra_config={
+                    k: str(v)
+                    for k, v in settings.kafka.common_config().items()
+                    if k != "bootstrap.servers"
+                },
+            )
+            console.print(f"produced {len(report.records)} records")
+            llm_calls, retries = asyncio.run(
+                _run_until_accounted(settings, report, ledger, console, timeout_s)
+            )
+            summary = summarise(
+                report,
+                ledger,
+                llm_calls=llm_calls,
+                retries=retries,
+                elapsed_s=time.monotonic() - began,
+            )
+        finally:
+            ledger.close()
     finally:
         if simulator is not None:
             simulator.stop()

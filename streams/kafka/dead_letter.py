@@ -75,6 +75,15 @@ class SourceRecord:
     headers: list[tuple[str, bytes | None]]
 
 
+def header_list(headers: object) -> list[tuple[str, bytes | None]]:
+    """Headers as (name, bytes) pairs, in order; bytes stay as they came."""
+    pairs = headers.items() if isinstance(headers, dict) else (headers or [])
+    return [
+        (name, value.encode() if isinstance(value, str) else value)
+        for name, value in pairs  # type: ignore[attr-defined]  # list or dict of pairs
+    ]
+
+
 def _time(at: datetime) -> bytes:
     return at.isoformat(timespec="milliseconds").replace("+00:00", "Z").encode()
 
@@ -115,9 +124,13 @@ def dead_letter_record(
         "cost.usd": f"{letter.cost_usd:.8f}",
         "content.hash": letter.content_hash,
     }
-    headers = [(name, value) for name, value in source.headers if not name.startswith(PREFIX)]
+    headers = [
+        (name, value) for name, value in source.headers if not name.startswith(PREFIX)
+    ]
     headers.extend(
-        (PREFIX + name, str(value).encode()) for name, value in added.items() if value is not None
+        (PREFIX + name, str(value).encode())
+        for name, value in added.items()
+        if value is not None
     )
     headers.append((PREFIX + "first.failure.time", _time(letter.first_failure)))
     headers.append((PREFIX + "last.failure.time", _time(now)))

@@ -36,17 +36,9 @@ class DeliveryError(Exception):
     def retriable(self) -> bool:
         """Whether producing the same record again may succeed."""
         return bool(self.error.retriable()) or self.error.code() in (
-            KafkaError._MSG_TIMED_OUT,  # noqa: SLF001  # librdkafka's public code name
-            KafkaError._TRANSPORT,  # noqa: SLF001
-            KafkaError._ALL_BROKERS_DOWN,  # noqa: SLF001
-        )
-
-    @property
-    def too_large(self) -> bool:
-        """Whether the record is larger than the broker or topic accepts."""
-        return self.error.code() in (
-            KafkaError.MSG_SIZE_TOO_LARGE,
-            KafkaError._MSG_SIZE_TOO_LARGE,  # noqa: SLF001
+            KafkaError._MSG_TIMED_OUT,  # librdkafka's public code name
+            KafkaError._TRANSPORT,
+            KafkaError._ALL_BROKERS_DOWN,
         )
 
 
@@ -118,6 +110,11 @@ class RecordProducer:
         error = await future
         if error is not None:
             raise DeliveryError(error)
+
+    def close(self, timeout_s: float = 5.0) -> None:
+        """Flushes for up to ``timeout_s`` and releases the client."""
+        self._producer.flush(timeout_s)
+        self._producer.close()
 
     def flush(self, timeout_s: float) -> int:
         """Waits up to ``timeout_s`` for outstanding deliveries (blocking).

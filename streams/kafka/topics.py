@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.cimpl import NewTopic
 
 from streams.errors import ConfigurationError
 
@@ -65,5 +67,27 @@ def ensure_topics(
             if exc.args[0].code() == KafkaError.TOPIC_ALREADY_EXISTS:
                 continue
             raise ConfigurationError(f"cannot create topic {topic}: {exc}") from exc
+    _wait_for_leaders(admin, created)
     logger.info("topics.created topics=%s", ",".join(created))
     return created
+
+
+def _wait_for_leaders(admin: AdminClient, topics: list[str]) -> None:
+    """Waits until every partition of new topics has a leader.
+
+    A topic exists before its partitions have leaders; reading offsets or
+    producing in that moment fails with NOT_LEADER_FOR_PARTITION.
+    """
+    deadline = time.monotonic() + ADMIN_TIMEOUT_S
+    while topics and time.monotonic() < deadline:
+        metadata = admin.list_topics(timeout=ADMIN_TIMEOUT_S).topics
+        if all(
+            topic in metadata
+            and metadata[topic].error is None
+            and metadata[topic].partitions
+            and all(p.leader >= 0 for p in metadata[topic].partitions.values())
+            for topic in topics
+        ):
+            return
+        time.sleep(0.1)
+    raise ConfigurationError(f"topics {topics} have no partition leaders yet")

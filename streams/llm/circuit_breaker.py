@@ -14,6 +14,7 @@ and polling continues. Nothing is dead-lettered because the provider is down.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -97,10 +98,8 @@ class CircuitBreaker:
                 logger.info("circuit.probe endpoint=%s", self.name)
                 return True
             wait_s = max(remaining, 0.05) if self.state is CircuitState.OPEN else 1.0
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), timeout=wait_s)
-            except TimeoutError:
-                pass
 
     def record_success(self, probe: bool = False) -> None:
         """A call succeeded (an answer came back, whatever its content)."""

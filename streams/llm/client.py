@@ -177,9 +177,9 @@ class ChatClient:
         started = time.monotonic()
         try:
             async with asyncio.timeout(self._settings.call_deadline_s):
-                completion = await self._client.chat.completions.create(
+                completion = await self._client.chat.completions.create(  # type: ignore[call-overload]  # messages are plain role/content dicts
                     model=request.model,
-                    messages=request.messages,  # type: ignore[arg-type]  # plain role/content dicts
+                    messages=request.messages,
                     max_tokens=request.max_tokens,
                     response_format={"type": "json_object"},
                     temperature=0.0,
@@ -205,7 +205,9 @@ class ChatClient:
 
         latency_s = time.monotonic() - started
         if not completion.choices:
-            raise RetryableError("the LLM API returned no choices", reason="bad_response")
+            raise RetryableError(
+                "the LLM API returned no choices", reason="bad_response"
+            )
         choice = completion.choices[0]
         message = choice.message
         reasoning = getattr(message, "reasoning_content", None)

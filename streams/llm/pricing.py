@@ -58,5 +58,9 @@ class PriceList:
             + usage.prompt_cache_miss_tokens * price.cache_miss
             + usage.completion_tokens * price.output
         ) / 1_000_000
-        multiplier = self._settings.peak_multiplier if self.is_peak(at or datetime.now(UTC)) else 1.0
+        multiplier = (
+            self._settings.peak_multiplier
+            if self.is_peak(at or datetime.now(UTC))
+            else 1.0
+        )
         return base * multiplier

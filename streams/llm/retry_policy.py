@@ -42,15 +42,16 @@ class RetryPolicy:
             event_deadline_s=settings.event_deadline_s,
         )
 
-    def should_retry(
-        self, error: Exception, attempts: int, elapsed_s: float
-    ) -> bool:
+    def should_retry(self, error: Exception, attempts: int, elapsed_s: float) -> bool:
         """Whether to try again after ``attempts`` failed attempts."""
         if not isinstance(error, RetryableError):
             return False
         if attempts >= self.max_attempts:
             return False
-        return elapsed_s + self.delay_s(error, attempts, random_value=0.0) < self.event_deadline_s
+        return (
+            elapsed_s + self.delay_s(error, attempts, random_value=0.0)
+            < self.event_deadline_s
+        )
 
     def delay_s(
         self, error: RetryableError, attempts: int, random_value: float | None = None
@@ -67,5 +68,6 @@ class RetryPolicy:
         if error.retry_after_s is not None:
             return min(error.retry_after_s, self.retry_after_cap_s)
         ceiling = min(self.cap_s, self.base_s * 2 ** max(0, attempts - 1))
-        draw = random.random() if random_value is None else random_value  # noqa: S311  # jitter, not security
-        return ceiling * draw
+        # Jitter, not security: the standard generator is right here.
+        draw = random.random() if random_value is None else random_value
+        return float(ceiling * draw)

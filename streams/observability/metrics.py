@@ -11,7 +11,19 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 LLM_LATENCY_BUCKETS = (
-    0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+    120.0,
+    300.0,
+    600.0,
 )
 
 
@@ -26,73 +38,101 @@ class Metrics:
         self.registry = registry or CollectorRegistry()
         r = self.registry
         self.records_consumed = Counter(
-            "streams_records_consumed_total", "Records read from input topics.",
-            ["pipeline", "topic"], registry=r,
+            "streams_records_consumed_total",
+            "Records read from input topics.",
+            ["pipeline", "topic"],
+            registry=r,
         )
         self.records_enriched = Counter(
             "streams_records_enriched_total",
             "Enriched records acknowledged by the broker.",
-            ["pipeline", "dedup"], registry=r,
+            ["pipeline", "dedup"],
+            registry=r,
         )
         self.records_dead_lettered = Counter(
             "streams_records_dead_lettered_total",
             "Dead-letter records acknowledged by the broker.",
-            ["pipeline", "stage", "reason"], registry=r,
+            ["pipeline", "stage", "reason"],
+            registry=r,
         )
         self.records_deduplicated = Counter(
             "streams_records_deduplicated_total",
             "Records served without their own LLM call.",
-            ["pipeline", "kind"], registry=r,
+            ["pipeline", "kind"],
+            registry=r,
         )
         self.records_in_flight = Gauge(
-            "streams_records_in_flight", "Records received and not finished.",
+            "streams_records_in_flight",
+            "Records received and not finished.",
             registry=r,
         )
         self.partitions_paused = Gauge(
-            "streams_partitions_paused", "Partitions paused for back-pressure.",
+            "streams_partitions_paused",
+            "Partitions paused for back-pressure.",
             registry=r,
         )
         self.consumer_lag = Gauge(
             "streams_consumer_lag_records",
             "High watermark minus committed offset, per partition.",
-            ["topic", "partition"], registry=r,
+            ["topic", "partition"],
+            registry=r,
         )
         self.commits = Counter(
-            "streams_commits_total", "Offset commits.", ["outcome"], registry=r,
+            "streams_commits_total",
+            "Offset commits.",
+            ["outcome"],
+            registry=r,
         )
         self.commit_latency = Histogram(
-            "streams_commit_latency_seconds", "Time of one synchronous commit.",
+            "streams_commit_latency_seconds",
+            "Time of one synchronous commit.",
             registry=r,
         )
         self.rebalances = Counter(
-            "streams_rebalances_total", "Partition assignment changes.",
-            ["kind"], registry=r,
+            "streams_rebalances_total",
+            "Partition assignment changes.",
+            ["kind"],
+            registry=r,
         )
         self.llm_requests = Counter(
-            "streams_llm_requests_total", "LLM attempts by outcome.",
-            ["pipeline", "model", "outcome"], registry=r,
+            "streams_llm_requests_total",
+            "LLM attempts by outcome.",
+            ["pipeline", "model", "outcome"],
+            registry=r,
         )
         self.llm_latency = Histogram(
-            "streams_llm_request_duration_seconds", "Duration of one LLM attempt.",
-            ["pipeline"], buckets=LLM_LATENCY_BUCKETS, registry=r,
+            "streams_llm_request_duration_seconds",
+            "Duration of one LLM attempt.",
+            ["pipeline"],
+            buckets=LLM_LATENCY_BUCKETS,
+            registry=r,
         )
         self.llm_tokens = Counter(
-            "streams_llm_tokens_total", "Tokens reported by the provider.",
-            ["pipeline", "kind"], registry=r,
+            "streams_llm_tokens_total",
+            "Tokens reported by the provider.",
+            ["pipeline", "kind"],
+            registry=r,
         )
         self.llm_cost = Counter(
-            "streams_llm_cost_usd_total", "Spend in US dollars.", ["pipeline"],
+            "streams_llm_cost_usd_total",
+            "Spend in US dollars.",
+            ["pipeline"],
             registry=r,
         )
         self.llm_retries = Counter(
-            "streams_llm_retries_total", "In-process retries scheduled.",
-            ["pipeline", "reason"], registry=r,
+            "streams_llm_retries_total",
+            "In-process retries scheduled.",
+            ["pipeline", "reason"],
+            registry=r,
         )
         self.circuit_state = Gauge(
             "streams_circuit_state",
-            "LLM circuit: 0 closed, 1 half open, 2 open.", ["endpoint"], registry=r,
+            "LLM circuit: 0 closed, 1 half open, 2 open.",
+            ["endpoint"],
+            registry=r,
         )
         self.produce_backpressure = Counter(
             "streams_produce_backpressure_total",
-            "Times the producer queue was full and intake waited.", registry=r,
+            "Times the producer queue was full and intake waited.",
+            registry=r,
         )

@@ -163,5 +163,7 @@ def load_pipelines(
         )
     if not by_topic:
         raise ConfigurationError(f"no pipeline files in {pipelines_dir}")
-    logger.info("pipelines.loaded names=%s", ",".join(p.name for p in by_topic.values()))
+    logger.info(
+        "pipelines.loaded names=%s", ",".join(p.name for p in by_topic.values())
+    )
     return by_topic

@@ -62,10 +62,13 @@ def decode_event(value: bytes | None, pipeline: Pipeline) -> Event:
             value.decode("utf-8")
         except UnicodeDecodeError as utf8_exc:
             raise DecodeError(
-                f"record value is not UTF-8: {utf8_exc.reason} at byte {utf8_exc.start}",
+                f"record value is not UTF-8 ({utf8_exc.reason} at byte "
+                f"{utf8_exc.start})",
                 reason="invalid_utf8",
             ) from exc
-        raise DecodeError(f"record value is not JSON: {exc}", reason="invalid_json") from exc
+        raise DecodeError(
+            f"record value is not JSON: {exc}", reason="invalid_json"
+        ) from exc
 
     if not isinstance(body, dict):
         raise DecodeError(

@@ -83,7 +83,9 @@ class Deduplicator(Generic[ResultT]):
                 return Lookup("joined" if joined else "hit", cached)
             pending = self._in_flight.get(content_hash)
             if pending is None:
-                self._in_flight[content_hash] = asyncio.get_running_loop().create_future()
+                self._in_flight[content_hash] = (
+                    asyncio.get_running_loop().create_future()
+                )
                 return Lookup("lead")
             outcome = await asyncio.shield(pending)
             joined = True

@@ -125,7 +125,9 @@ def judge_response(pipeline: Pipeline, response: ChatResponse) -> dict[str, Any]
             "the answer was not JSON", reason="invalid_json"
         ) from exc
     if not isinstance(values, dict):
-        raise LLMBadOutputError("the answer was not a JSON object", reason="invalid_json")
+        raise LLMBadOutputError(
+            "the answer was not a JSON object", reason="invalid_json"
+        )
     try:
         pipeline.validate_output(values)
     except fastjsonschema.JsonSchemaValueException as exc:
@@ -299,6 +301,8 @@ class Enricher:
                 response.usage.reasoning_tokens,
             )
 
-    def _notify(self, pipeline: Pipeline, outcome: str, started: float, usage: Usage) -> None:
+    def _notify(
+        self, pipeline: Pipeline, outcome: str, started: float, usage: Usage
+    ) -> None:
         if self._observe is not None:
             self._observe(pipeline.name, outcome, time.monotonic() - started, usage)

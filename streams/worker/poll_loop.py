@@ -35,7 +35,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka import (
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    TopicPartition,
+)
 
 from streams.errors import FatalError
 from streams.kafka.dead_letter import SourceRecord
@@ -168,15 +174,15 @@ class Worker:
                 raise FatalError(f"consumer error: {error.str()}", reason="kafka_fatal")
             logger.warning("consumer.error code=%s error=%s", error.name(), error.str())
             return
-        key = (message.topic(), message.partition())
+        source = source_of(message)
+        key = (source.topic, source.partition)
         offsets = self._offsets.get(key)
-        pipeline = self._pipelines.get(message.topic())
+        pipeline = self._pipelines.get(source.topic)
         if offsets is None or pipeline is None or self._intake_stopped:
             return  # not tracked, so never committed: it will be delivered again
-        offsets.received(message.offset())
+        offsets.received(source.offset)
         self.stats.consumed += 1
-        self.metrics.records_consumed.labels(pipeline.name, message.topic()).inc()
-        source = source_of(message)
+        self.metrics.records_consumed.labels(pipeline.name, source.topic).inc()
         task = asyncio.create_task(self._run_record(source, pipeline, offsets))
         tasks = self._tasks[key]
         tasks.add(task)
@@ -204,7 +210,7 @@ class Worker:
             raise
         except FatalError as exc:
             self._fatal = exc
-        except Exception as exc:  # noqa: BLE001  # a bug must stop the worker, not vanish
+        except Exception as exc:  # a bug must stop the worker, not vanish
             logger.exception("record.unexpected_error offset=%d", source.offset)
             self._fatal = exc
         finally:
@@ -222,19 +228,25 @@ class Worker:
             if to_pause:
                 self._consumer.pause([TopicPartition(t, p) for t, p in to_pause])
                 self._paused |= to_pause
-                logger.debug("intake.paused partitions=%d buffered=%d", len(to_pause), buffered)
+                logger.debug(
+                    "intake.paused partitions=%d buffered=%d", len(to_pause), buffered
+                )
         elif self._paused and buffered <= bound * self._settings.worker.resume_ratio:
             to_resume = self._paused & assigned
             if to_resume:
                 self._consumer.resume([TopicPartition(t, p) for t, p in to_resume])
-            logger.debug("intake.resumed partitions=%d buffered=%d", len(to_resume), buffered)
+            logger.debug(
+                "intake.resumed partitions=%d buffered=%d", len(to_resume), buffered
+            )
             self._paused.clear()
         self.metrics.records_in_flight.set(self.in_flight)
         self.metrics.partitions_paused.set(len(self._paused))
 
     # -- commits ------------------------------------------------------------------
 
-    def _commit(self, keys: list[PartitionKey], consumer: Consumer | None = None) -> None:
+    def _commit(
+        self, keys: list[PartitionKey], consumer: Consumer | None = None
+    ) -> None:
         """Commits the finished prefix of the given partitions, synchronously."""
         offsets = []
         for key in keys:
@@ -296,11 +308,16 @@ class Worker:
         """
         topics = sorted(self._pipelines)
         self._consumer.subscribe(
-            topics, on_assign=self._on_assign, on_revoke=self._on_revoke,
+            topics,
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
             on_lost=self._on_lost,
         )
-        logger.info("worker.started topics=%s group=%s", ",".join(topics),
-                    self._settings.kafka.group_id)
+        logger.info(
+            "worker.started topics=%s group=%s",
+            ",".join(topics),
+            self._settings.kafka.group_id,
+        )
         try:
             while not stop.is_set() and self._fatal is None:
                 received = self._poll_once()
@@ -330,9 +347,13 @@ class Worker:
         undelivered = self._producer.flush(5.0)
         self._commit(list(self._offsets))
         self._consumer.close()
+        self._producer.close()
         logger.info(
             "worker.stopped abandoned=%d undelivered=%d consumed=%d enriched=%d "
             "dead_lettered=%d",
-            len(abandoned), undelivered, self.stats.consumed, self.stats.enriched,
+            len(abandoned),
+            undelivered,
+            self.stats.consumed,
+            self.stats.enriched,
             self.stats.dead_lettered,
         )

@@ -22,7 +22,12 @@ from collections.abc import Callable
 from confluent_kafka import Message
 
 from streams.errors import DecodeError, FatalError, PermanentError
-from streams.kafka.dead_letter import DeadLetter, SourceRecord, dead_letter_record
+from streams.kafka.dead_letter import (
+    DeadLetter,
+    SourceRecord,
+    dead_letter_record,
+    header_list,
+)
 from streams.kafka.producer import DeliveryError, Headers, RecordProducer
 from streams.observability.metrics import Metrics
 from streams.pipeline.config import Pipeline
@@ -44,14 +49,18 @@ METADATA_BYTES = 4_096
 def source_of(message: Message) -> SourceRecord:
     """The coordinates and bytes of a consumed record."""
     _kind, timestamp = message.timestamp()
+    topic, partition, offset = message.topic(), message.partition(), message.offset()
+    # A consumed record without an error always has all three.
+    assert topic is not None and partition is not None and offset is not None
+    key, value = message.key(), message.value()
     return SourceRecord(
-        topic=message.topic(),
-        partition=message.partition(),
-        offset=message.offset(),
+        topic=topic,
+        partition=partition,
+        offset=offset,
         timestamp_ms=timestamp,
-        key=message.key(),
-        value=message.value(),
-        headers=list(message.headers() or []),
+        key=key.encode() if isinstance(key, str) else key,
+        value=value.encode() if isinstance(value, str) else value,
+        headers=header_list(message.headers()),
     )
 
 
@@ -97,8 +106,16 @@ class RecordProcessor:
                 finish()
                 return
             await self._dead_letter(
-                source, pipeline, DeadLetter("decode", type(exc).__name__, exc.reason,
-                                             str(exc), pipeline.name, exc.event_id),
+                source,
+                pipeline,
+                DeadLetter(
+                    "decode",
+                    type(exc).__name__,
+                    exc.reason,
+                    str(exc),
+                    pipeline.name,
+                    exc.event_id,
+                ),
                 finish,
             )
             return
@@ -106,13 +123,24 @@ class RecordProcessor:
         model = self._enricher.model_for(pipeline)
         event_hash = content_hash(pipeline, event, model)
         room = self._kafka.max_message_bytes - METADATA_BYTES
-        if len(source.value or b"") + pipeline.config.max_tokens * ENRICHMENT_BYTES_PER_TOKEN > room:
+        if (
+            len(source.value or b"")
+            + pipeline.config.max_tokens * ENRICHMENT_BYTES_PER_TOKEN
+            > room
+        ):
             await self._dead_letter(
-                source, pipeline,
-                DeadLetter("enrich", "PermanentError", "output_too_large",
-                           "the input leaves no room for its enrichment within "
-                           f"{self._kafka.max_message_bytes} bytes; not sent to the LLM",
-                           pipeline.name, event.event_id, content_hash=event_hash),
+                source,
+                pipeline,
+                DeadLetter(
+                    "enrich",
+                    "PermanentError",
+                    "output_too_large",
+                    "the input leaves no room for its enrichment within "
+                    f"{self._kafka.max_message_bytes} bytes; not sent to the LLM",
+                    pipeline.name,
+                    event.event_id,
+                    content_hash=event_hash,
+                ),
                 finish,
             )
             return
@@ -122,18 +150,27 @@ class RecordProcessor:
         except PermanentError as exc:
             # A call for the same content failed for a reason about the content.
             await self._dead_letter(
-                source, pipeline,
-                DeadLetter("enrich", type(exc).__name__, exc.reason, str(exc),
-                           pipeline.name, event.event_id, model=model,
-                           content_hash=event_hash),
+                source,
+                pipeline,
+                DeadLetter(
+                    "enrich",
+                    type(exc).__name__,
+                    exc.reason,
+                    str(exc),
+                    pipeline.name,
+                    event.event_id,
+                    model=model,
+                    content_hash=event_hash,
+                ),
                 finish,
             )
             return
-        if lookup.result is not None:
+        if lookup.result is not None and lookup.kind != "lead":
             self._stats.deduplicated += 1
             self._metrics.records_deduplicated.labels(pipeline.name, lookup.kind).inc()
-            await self._emit(source, pipeline, event, lookup.result, lookup.kind,
-                             event_hash, finish)
+            await self._emit(
+                source, pipeline, event, lookup.result, lookup.kind, event_hash, finish
+            )
             return
 
         await self._lead(source, pipeline, event, event_hash, finish)
@@ -154,13 +191,23 @@ class RecordProcessor:
                 self._dedup.fail(event_hash, exc)
                 self._count_spend(pipeline, exc.usage.prompt_tokens, exc.cost_usd)
                 await self._dead_letter(
-                    source, pipeline,
-                    DeadLetter("enrich", type(exc.cause).__name__, exc.reason, str(exc),
-                               pipeline.name, event.event_id, attempts=exc.attempts,
-                               model=exc.model, http_status=exc.status,
-                               request_id=exc.request_id,
-                               tokens=exc.usage.prompt_tokens + exc.usage.completion_tokens,
-                               cost_usd=exc.cost_usd, content_hash=event_hash),
+                    source,
+                    pipeline,
+                    DeadLetter(
+                        "enrich",
+                        type(exc.cause).__name__,
+                        exc.reason,
+                        str(exc),
+                        pipeline.name,
+                        event.event_id,
+                        attempts=exc.attempts,
+                        model=exc.model,
+                        http_status=exc.status,
+                        request_id=exc.request_id,
+                        tokens=exc.usage.prompt_tokens + exc.usage.completion_tokens,
+                        cost_usd=exc.cost_usd,
+                        content_hash=event_hash,
+                    ),
                     finish,
                 )
                 return
@@ -191,27 +238,47 @@ class RecordProcessor:
     ) -> bool:
         """Produces the enriched record; returns whether it was delivered."""
         value = build_enriched_record(
-            pipeline, event, enrichment, dedup=dedup, content_hash=event_hash,
-            source={"topic": source.topic, "partition": source.partition,
-                    "offset": source.offset, "timestamp": source.timestamp_ms},
+            pipeline,
+            event,
+            enrichment,
+            dedup=dedup,
+            content_hash=event_hash,
+            source={
+                "topic": source.topic,
+                "partition": source.partition,
+                "offset": source.offset,
+                "timestamp": source.timestamp_ms,
+            },
         )
         if len(value) > self._kafka.max_message_bytes:
             await self._dead_letter(
-                source, pipeline,
-                DeadLetter("produce", "PermanentError", "output_too_large",
-                           f"the enriched record has {len(value)} bytes, more than "
-                           f"{self._kafka.max_message_bytes}", pipeline.name,
-                           event.event_id, model=enrichment.model,
-                           content_hash=event_hash),
+                source,
+                pipeline,
+                DeadLetter(
+                    "produce",
+                    "PermanentError",
+                    "output_too_large",
+                    f"the enriched record has {len(value)} bytes, more than "
+                    f"{self._kafka.max_message_bytes}",
+                    pipeline.name,
+                    event.event_id,
+                    model=enrichment.model,
+                    content_hash=event_hash,
+                ),
                 finish,
             )
             return False
-        await self._deliver(self._kafka.output_topic, source.key, value,
-                            source.headers, finish)
+        await self._deliver(
+            self._kafka.output_topic, source.key, value, source.headers, finish
+        )
         self._stats.enriched += 1
         self._metrics.records_enriched.labels(pipeline.name, dedup).inc()
-        logger.debug("record.enriched pipeline=%s event_id=%s dedup=%s",
-                     pipeline.name, event.event_id, dedup)
+        logger.debug(
+            "record.enriched pipeline=%s event_id=%s dedup=%s",
+            pipeline.name,
+            event.event_id,
+            dedup,
+        )
         return True
 
     async def _dead_letter(
@@ -224,8 +291,9 @@ class RecordProcessor:
         value, headers = dead_letter_record(
             source, letter, self._kafka.group_id, self._kafka.max_message_bytes
         )
-        await self._deliver(self._kafka.dead_letter_topic, source.key, value,
-                            headers, finish)
+        await self._deliver(
+            self._kafka.dead_letter_topic, source.key, value, headers, finish
+        )
         self._stats.dead_lettered += 1
         self._stats.dead_letter_reasons[letter.reason] = (
             self._stats.dead_letter_reasons.get(letter.reason, 0) + 1
@@ -236,8 +304,13 @@ class RecordProcessor:
         logger.warning(
             "record.dead_lettered pipeline=%s topic=%s partition=%d offset=%d "
             "event_id=%s stage=%s reason=%s",
-            pipeline.name, source.topic, source.partition, source.offset,
-            letter.event_id, letter.stage, letter.reason,
+            pipeline.name,
+            source.topic,
+            source.partition,
+            source.offset,
+            letter.event_id,
+            letter.stage,
+            letter.reason,
         )
 
     async def _deliver(
@@ -252,8 +325,9 @@ class RecordProcessor:
         wait_s = 1.0
         while True:
             try:
-                await self._producer.send(topic, key, value, headers, on_acknowledged=finish)
-                return
+                await self._producer.send(
+                    topic, key, value, headers, on_acknowledged=finish
+                )
             except DeliveryError as exc:
                 if not exc.retriable:
                     raise FatalError(
@@ -262,7 +336,11 @@ class RecordProcessor:
                     ) from exc
                 logger.warning(
                     "record.delivery_retry topic=%s wait_s=%.1f error=%s",
-                    topic, wait_s, exc.error.name(),
+                    topic,
+                    wait_s,
+                    exc.error.name(),
                 )
                 await asyncio.sleep(wait_s)
                 wait_s = min(wait_s * 2, REDELIVERY_WAIT_CAP_S)
+            else:
+                return

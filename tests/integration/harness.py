@@ -29,7 +29,11 @@ class Isolated:
 
     def env(self) -> dict[str, str]:
         """The same settings as environment variables, for a worker process."""
-        kafka, llm, worker = self.settings.kafka, self.settings.llm, self.settings.worker
+        kafka, llm, worker = (
+            self.settings.kafka,
+            self.settings.llm,
+            self.settings.worker,
+        )
         assert llm.api_key is not None
         return {
             "STREAMS_KAFKA__BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
@@ -72,7 +76,9 @@ def isolate(
         config = yaml.safe_load(source.read_text())
         config["input_topic"] = f"{config['input_topic']}.{suffix}"
         topics[config["name"]] = config["input_topic"]
-        (pipelines_dir / source.name).write_text(yaml.safe_dump(config, sort_keys=False))
+        (pipelines_dir / source.name).write_text(
+            yaml.safe_dump(config, sort_keys=False)
+        )
     settings = Settings(
         kafka=KafkaSettings(
             bootstrap_servers=bootstrap,
@@ -82,7 +88,9 @@ def isolate(
             **(kafka or {}),
         ),
         llm=LLMSettings(
-            base_url=llm_url, api_key=SecretStr("test-key"), backoff_base_s=0.05,
+            base_url=llm_url,
+            api_key=SecretStr("test-key"),
+            backoff_base_s=0.05,
             **(llm or {}),
         ),
         worker=WorkerSettings(**({"commit_interval_s": 0.2} | (worker or {}))),
@@ -90,7 +98,11 @@ def isolate(
     )
     ensure_topics(
         settings.kafka.common_config(),
-        [*topics.values(), settings.kafka.output_topic, settings.kafka.dead_letter_topic],
+        [
+            *topics.values(),
+            settings.kafka.output_topic,
+            settings.kafka.dead_letter_topic,
+        ],
         partitions=partitions,
     )
     return Isolated(settings=settings, topics=topics, suffix=suffix)

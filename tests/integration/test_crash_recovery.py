@@ -1,4 +1,4 @@
-"""kill -9 in the middle of a run loses nothing; duplicates stay bounded and recognisable."""
+"""kill -9 mid-run loses nothing; duplicates stay bounded and recognisable."""
 
 from __future__ import annotations
 
@@ -47,11 +47,16 @@ def test_kill_9_mid_run_then_restart_loses_nothing(
     tmp_path: Path, kafka_bootstrap: str, slow_simulator: SimulatorProcess
 ) -> None:
     isolated = isolate(
-        tmp_path, kafka_bootstrap, slow_simulator.url,
+        tmp_path,
+        kafka_bootstrap,
+        slow_simulator.url,
         worker={"max_buffered": MAX_BUFFERED, "commit_interval_s": 0.5},
     )
     report = produce_events(
-        kafka_bootstrap, data_dir=None, limit_per_source=100, duplicate_ratio=0.1,
+        kafka_bootstrap,
+        data_dir=None,
+        limit_per_source=100,
+        duplicate_ratio=0.1,
         topics=isolated.topics,
     )
     expected = {(r.topic, r.partition, r.offset) for r in report.records}
@@ -74,7 +79,9 @@ def test_kill_9_mid_run_then_restart_loses_nothing(
     finally:
         worker.terminate()
         worker.wait(timeout=60)
-    assert not missing, f"{len(missing)} inputs lost; log tail: {log.read_text()[-2000:]}"
+    assert not missing, (
+        f"{len(missing)} inputs lost; log tail: {log.read_text()[-2000:]}"
+    )
 
     duplicates = 0
     for coordinates in expected:

@@ -19,7 +19,9 @@ from tests.integration.harness import Isolated, isolate, run_worker_until
 pytestmark = pytest.mark.broker
 
 
-def produce(isolated: Isolated, limit: int, duplicate_ratio: float = 0.2) -> ProduceReport:
+def produce(
+    isolated: Isolated, limit: int, duplicate_ratio: float = 0.2
+) -> ProduceReport:
     return produce_events(
         isolated.settings.kafka.bootstrap_servers,
         data_dir=None,
@@ -29,12 +31,17 @@ def produce(isolated: Isolated, limit: int, duplicate_ratio: float = 0.2) -> Pro
     )
 
 
-def read_inputs(isolated: Isolated) -> dict[tuple[str, int, int], tuple[bytes | None, bytes | None]]:
+def read_inputs(
+    isolated: Isolated,
+) -> dict[tuple[str, int, int], tuple[bytes | None, bytes | None]]:
     """Every input record's key and value bytes, by coordinates."""
-    consumer = Consumer({
-        "bootstrap.servers": isolated.settings.kafka.bootstrap_servers,
-        "group.id": f"reader-{isolated.suffix}", "enable.auto.commit": False,
-    })
+    consumer = Consumer(
+        {
+            "bootstrap.servers": isolated.settings.kafka.bootstrap_servers,
+            "group.id": f"reader-{isolated.suffix}",
+            "enable.auto.commit": False,
+        }
+    )
     found = {}
     metadata = consumer.list_topics(timeout=10)
     assignment = [
@@ -49,7 +56,9 @@ def read_inputs(isolated: Isolated) -> dict[tuple[str, int, int], tuple[bytes | 
         empty_polls = 0 if messages else empty_polls + 1
         for message in messages:
             found[(message.topic(), message.partition(), message.offset())] = (
-                message.key(), message.value())
+                message.key(),
+                message.value(),
+            )
     consumer.close()
     return found
 
@@ -77,12 +86,20 @@ def test_every_input_ends_enriched_or_dead_lettered_exactly_once(
         outcomes = ledger.outcomes[(record.topic, record.partition, record.offset)]
         assert len(outcomes) == 1, record
         assert outcomes[0].kind == record.expected_outcome, record
-        if record.expected_outcome == "enriched" or record.expected_reason == "schema_violation":
+        if (
+            record.expected_outcome == "enriched"
+            or record.expected_reason == "schema_violation"
+        ):
             # Undecodable values have no id the worker could read.
             assert outcomes[0].event_id == record.event_id, record
-    produced_ids = Counter(r.event_id for r in report.records if r.expected_outcome == "enriched")
+    produced_ids = Counter(
+        r.event_id for r in report.records if r.expected_outcome == "enriched"
+    )
     enriched_ids = Counter(
-        o.event_id for outs in ledger.outcomes.values() for o in outs if o.kind == "enriched"
+        o.event_id
+        for outs in ledger.outcomes.values()
+        for o in outs
+        if o.kind == "enriched"
     )
     assert enriched_ids == produced_ids
 
@@ -91,7 +108,9 @@ def test_duplicates_are_served_without_an_llm_call(
     completed_run: tuple[Isolated, ProduceReport, OutputLedger, int],
 ) -> None:
     _, report, ledger, llm_calls = completed_run
-    enriched = [o for outs in ledger.outcomes.values() for o in outs if o.kind == "enriched"]
+    enriched = [
+        o for outs in ledger.outcomes.values() for o in outs if o.kind == "enriched"
+    ]
     own_calls = [o for o in enriched if o.dedup == "miss"]
     distinct_content = {o.metadata["content_hash"] for o in enriched}
     replays = sum(1 for r in report.records if r.kind == "duplicate")
@@ -113,9 +132,13 @@ def test_malformed_records_are_dead_lettered_with_reason_and_original_bytes(
     inputs = read_inputs(isolated)
     malformed = [r for r in report.records if r.kind.startswith("malformed:")]
     assert {r.kind for r in malformed} >= {
-        "malformed:invalid_json", "malformed:invalid_utf8", "malformed:tombstone",
-        "malformed:empty_value", "malformed:missing_required_field",
-        "malformed:lone_surrogate", "malformed:big_integer",
+        "malformed:invalid_json",
+        "malformed:invalid_utf8",
+        "malformed:tombstone",
+        "malformed:empty_value",
+        "malformed:missing_required_field",
+        "malformed:lone_surrogate",
+        "malformed:big_integer",
     }
     for record in malformed:
         coordinates = (record.topic, record.partition, record.offset)
@@ -138,7 +161,7 @@ def test_malformed_records_are_dead_lettered_with_reason_and_original_bytes(
 def test_enriched_records_carry_key_metadata_and_a_valid_enrichment(
     completed_run: tuple[Isolated, ProduceReport, OutputLedger, int],
 ) -> None:
-    isolated, report, ledger, _ = completed_run
+    isolated, _, ledger, _ = completed_run
     inputs = read_inputs(isolated)
     for coordinates, outcomes in ledger.outcomes.items():
         for outcome in outcomes:
@@ -151,6 +174,9 @@ def test_enriched_records_carry_key_metadata_and_a_valid_enrichment(
             assert len(metadata["content_hash"]) == 64
             if metadata["dedup"] == "miss":
                 assert metadata["attempts"] >= 1
-                assert metadata["usage"]["prompt_cache_hit_tokens"] + \
-                    metadata["usage"]["prompt_cache_miss_tokens"] > 0
+                assert (
+                    metadata["usage"]["prompt_cache_hit_tokens"]
+                    + metadata["usage"]["prompt_cache_miss_tokens"]
+                    > 0
+                )
                 assert metadata["cost_usd"] > 0

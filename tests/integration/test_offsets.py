@@ -58,16 +58,23 @@ def test_commit_stops_at_the_record_still_in_flight(
     topic = isolated.topics["tickets"]
     producer = Producer({"bootstrap.servers": kafka_bootstrap})
     for index in range(100):
-        body = ticket_body(HELD_TEXT if index == 3 else f"where is my order number {index}?")
+        body = ticket_body(
+            HELD_TEXT if index == 3 else f"where is my order number {index}?"
+        )
         body["id"] = f"tkt-offsets-{index}"
         producer.produce(topic, key=f"T-{index}".encode(), value=orjson.dumps(body))
     assert producer.flush(30) == 0
 
-    pipelines = load_pipelines(settings.pipelines_dir, settings.schemas_dir, ["tickets"])
+    pipelines = load_pipelines(
+        settings.pipelines_dir, settings.schemas_dir, ["tickets"]
+    )
     chat = GatedChat(ChatClient(settings.llm))
     enricher = Enricher(
-        chat, policy=RetryPolicy(), breaker=CircuitBreaker("test"),
-        prices=PriceList(settings.pricing), max_in_flight=64,
+        chat,
+        policy=RetryPolicy(),
+        breaker=CircuitBreaker("test"),
+        prices=PriceList(settings.pricing),
+        max_in_flight=64,
     )
     worker = Worker(settings, pipelines, enricher)
     group = settings.kafka.group_id
@@ -77,14 +84,14 @@ def test_commit_stops_at_the_record_still_in_flight(
         task = asyncio.create_task(worker.run(stop))
         await asyncio.wait_for(chat.held.wait(), 60)
         deadline = time.monotonic() + 60
-        while worker.stats.enriched < 99 and time.monotonic() < deadline:
+        while worker.stats.enriched < 99 and time.monotonic() < deadline:  # noqa: ASYNC110  # the counter has no event to wait on
             await asyncio.sleep(0.1)
         await asyncio.sleep(1.0)  # several commit intervals
         while_held = await asyncio.to_thread(committed, kafka_bootstrap, group, topic)
         enriched_while_held = worker.stats.enriched
         chat.gate.set()
         deadline = time.monotonic() + 30
-        while worker.stats.enriched < 100 and time.monotonic() < deadline:
+        while worker.stats.enriched < 100 and time.monotonic() < deadline:  # noqa: ASYNC110  # the counter has no event to wait on
             await asyncio.sleep(0.1)
         stop.set()
         await task

@@ -17,7 +17,9 @@ def pipelines() -> dict[str, Pipeline]:
     return {pipeline.name: pipeline for pipeline in by_topic.values()}
 
 
-def ticket_body(text: str = "I want to cancel order 1234567", **data: Any) -> dict[str, Any]:
+def ticket_body(
+    text: str = "I want to cancel order 1234567", **data: Any
+) -> dict[str, Any]:
     return {
         "specversion": "1.0",
         "id": "tkt-1",

@@ -22,14 +22,38 @@ from tests.unit.conftest import ticket_body, ticket_bytes
         (b'{"specversion": "1.0", "id": "\\ud800"}', "invalid_json"),
         (b"[1, 2, 3]", "schema_violation"),
         (b'"just a string"', "schema_violation"),
-        (json_codec.dumps({**ticket_body(), "type": "unknown.type"}), "schema_violation"),
-        (json_codec.dumps({**ticket_body(), "data": {"ticket_id": "T", "channel": "chat"}}),
-         "schema_violation"),
-        (json_codec.dumps({**ticket_body(), "data": {"ticket_id": "T", "channel": "chat",
-                                                      "text": 42}}), "schema_violation"),
+        (
+            json_codec.dumps({**ticket_body(), "type": "unknown.type"}),
+            "schema_violation",
+        ),
+        (
+            json_codec.dumps(
+                {**ticket_body(), "data": {"ticket_id": "T", "channel": "chat"}}
+            ),
+            "schema_violation",
+        ),
+        (
+            json_codec.dumps(
+                {
+                    **ticket_body(),
+                    "data": {"ticket_id": "T", "channel": "chat", "text": 42},
+                }
+            ),
+            "schema_violation",
+        ),
     ],
-    ids=["tombstone", "empty", "latin1", "truncated-json", "lone-surrogate", "array",
-         "string", "unknown-type", "missing-text", "wrong-type"],
+    ids=[
+        "tombstone",
+        "empty",
+        "latin1",
+        "truncated-json",
+        "lone-surrogate",
+        "array",
+        "string",
+        "unknown-type",
+        "missing-text",
+        "wrong-type",
+    ],
 )
 def test_malformed_values_are_refused_with_their_reason(
     pipelines: dict[str, Pipeline], value: bytes | None, reason: str
@@ -68,7 +92,9 @@ def test_valid_event_decodes(pipelines: dict[str, Pipeline]) -> None:
     assert event.event_type == "support.ticket.created"
 
 
-def test_hash_ignores_ids_and_times_but_not_content(pipelines: dict[str, Pipeline]) -> None:
+def test_hash_ignores_ids_and_times_but_not_content(
+    pipelines: dict[str, Pipeline],
+) -> None:
     tickets = pipelines["tickets"]
     first = decode_event(ticket_bytes("where is my refund"), tickets)
     other_id = ticket_body("where is my refund")
@@ -77,4 +103,6 @@ def test_hash_ignores_ids_and_times_but_not_content(pipelines: dict[str, Pipelin
     third = decode_event(ticket_bytes("where is my refund?"), tickets)
     assert content_hash(tickets, first, "m") == content_hash(tickets, second, "m")
     assert content_hash(tickets, first, "m") != content_hash(tickets, third, "m")
-    assert content_hash(tickets, first, "m") != content_hash(tickets, first, "other-model")
+    assert content_hash(tickets, first, "m") != content_hash(
+        tickets, first, "other-model"
+    )

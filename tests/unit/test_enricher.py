@@ -21,17 +21,28 @@ from streams.settings import PricingSettings
 from tests.unit.conftest import ticket_bytes
 
 GOOD = orjson.dumps(
-    {"summary": "Customer wants to cancel an order.", "category": "ORDER",
-     "intent": "cancel_order", "urgency": "medium", "sentiment": "neutral",
-     "entities": [{"type": "order_id", "value": "1234567"}]}
+    {
+        "summary": "Customer wants to cancel an order.",
+        "category": "ORDER",
+        "intent": "cancel_order",
+        "urgency": "medium",
+        "sentiment": "neutral",
+        "entities": [{"type": "order_id", "value": "1234567"}],
+    }
 ).decode()
-USAGE = Usage(prompt_cache_hit_tokens=128, prompt_cache_miss_tokens=40, completion_tokens=50)
+USAGE = Usage(
+    prompt_cache_hit_tokens=128, prompt_cache_miss_tokens=40, completion_tokens=50
+)
 
 Step = ChatResponse | Exception
 
 
-def answer(content: str | None = GOOD, finish: str = "stop", reasoning: bool = False) -> ChatResponse:
-    return ChatResponse(content, finish, reasoning, USAGE, "deepseek-flash", "req-1", 0.01)
+def answer(
+    content: str | None = GOOD, finish: str = "stop", reasoning: bool = False
+) -> ChatResponse:
+    return ChatResponse(
+        content, finish, reasoning, USAGE, "deepseek-flash", "req-1", 0.01
+    )
 
 
 class ScriptedModel:
@@ -49,7 +60,9 @@ class ScriptedModel:
         return step
 
 
-def make_enricher(model: ScriptedModel, **breaker_args: float) -> tuple[Enricher, CircuitBreaker]:
+def make_enricher(
+    model: ScriptedModel, **breaker_args: float
+) -> tuple[Enricher, CircuitBreaker]:
     breaker = CircuitBreaker("test", **breaker_args)  # type: ignore[arg-type]
     enricher = Enricher(
         model,
@@ -61,7 +74,9 @@ def make_enricher(model: ScriptedModel, **breaker_args: float) -> tuple[Enricher
     return enricher, breaker
 
 
-def run(pipelines: dict[str, Pipeline], model: ScriptedModel, **breaker_args: float) -> Callable[[], object]:
+def run(
+    pipelines: dict[str, Pipeline], model: ScriptedModel, **breaker_args: float
+) -> Callable[[], object]:
     enricher, _ = make_enricher(model, **breaker_args)
     event = decode_event(ticket_bytes(), pipelines["tickets"])
     return lambda: asyncio.run(enricher.enrich(pipelines["tickets"], event))
@@ -101,7 +116,9 @@ def test_transient_failures_are_retried_then_dead_lettered(
     assert len(model.requests) == 3
 
 
-def test_a_transient_failure_then_success_is_enriched(pipelines: dict[str, Pipeline]) -> None:
+def test_a_transient_failure_then_success_is_enriched(
+    pipelines: dict[str, Pipeline],
+) -> None:
     model = ScriptedModel([answer(""), answer()])
     enrichment = run(pipelines, model)()
     assert enrichment.attempts == 2  # type: ignore[attr-defined]
@@ -110,7 +127,10 @@ def test_a_transient_failure_then_success_is_enriched(pipelines: dict[str, Pipel
 
 @pytest.mark.parametrize(
     "step",
-    [answer('{"summary": "half', finish="length"), answer(None, finish="length", reasoning=True)],
+    [
+        answer('{"summary": "half', finish="length"),
+        answer(None, finish="length", reasoning=True),
+    ],
     ids=["truncated", "reasoning-only"],
 )
 def test_truncated_answers_are_retried_with_more_tokens(
@@ -122,7 +142,9 @@ def test_truncated_answers_are_retried_with_more_tokens(
     assert [r.max_tokens for r in model.requests] == [budget, budget * 2]
 
 
-def test_content_refusal_is_permanent_and_not_retried(pipelines: dict[str, Pipeline]) -> None:
+def test_content_refusal_is_permanent_and_not_retried(
+    pipelines: dict[str, Pipeline],
+) -> None:
     refusal = PermanentError("refused", reason="content_refused", status=400)
     model = ScriptedModel([refusal])
     with pytest.raises(EnrichmentFailed) as caught:
@@ -131,7 +153,9 @@ def test_content_refusal_is_permanent_and_not_retried(pipelines: dict[str, Pipel
     assert len(model.requests) == 1
 
 
-def test_an_answer_outside_the_schema_is_permanent(pipelines: dict[str, Pipeline]) -> None:
+def test_an_answer_outside_the_schema_is_permanent(
+    pipelines: dict[str, Pipeline],
+) -> None:
     model = ScriptedModel([answer('{"summary": "x"}')])
     with pytest.raises(EnrichmentFailed) as caught:
         run(pipelines, model)()

@@ -48,7 +48,9 @@ def test_gaps_in_offsets_are_harmless() -> None:
     count=st.integers(min_value=1, max_value=200),
     data=st.data(),
 )
-def test_commit_never_passes_an_unfinished_record(count: int, data: st.DataObject) -> None:
+def test_commit_never_passes_an_unfinished_record(
+    count: int, data: st.DataObject
+) -> None:
     """Completions arrive in a random order and one record may never finish."""
     start = data.draw(st.integers(min_value=0, max_value=10**12))
     offsets = PartitionOffsets()
