@@ -10,9 +10,11 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
+from streams import json_codec, paths
 from streams.data.produce import ProduceReport, produce_events
 from streams.demo.ledger import OutputLedger
 from streams.demo.local_services import SimulatorProcess
+from streams.pipeline.config import compile_schema, load_pipelines
 from streams.service import build_service
 from tests.integration.harness import Isolated, isolate, run_worker_until
 
@@ -63,10 +65,14 @@ def read_inputs(
     return found
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def completed_run(
-    tmp_path: Path, kafka_bootstrap: str, simulator: SimulatorProcess
+    tmp_path_factory: pytest.TempPathFactory,
+    kafka_bootstrap: str,
+    simulator: SimulatorProcess,
 ) -> Iterator[tuple[Isolated, ProduceReport, OutputLedger, int]]:
+    """One run over real sample data, shared by the assertions below."""
+    tmp_path = tmp_path_factory.mktemp("end-to-end")
     isolated = isolate(tmp_path, kafka_bootstrap, simulator.url)
     report = produce(isolated, limit=40)
     ledger = isolated.ledger()
@@ -180,3 +186,27 @@ def test_enriched_records_carry_key_metadata_and_a_valid_enrichment(
                     > 0
                 )
                 assert metadata["cost_usd"] > 0
+
+
+def test_output_and_dead_letter_records_match_their_published_schemas(
+    completed_run: tuple[Isolated, ProduceReport, OutputLedger, int],
+) -> None:
+    _, _, ledger, _ = completed_run
+    validate_enriched = compile_schema(paths.SCHEMAS_DIR, "enriched_event.schema.json")
+    validate_dead_letter = compile_schema(paths.SCHEMAS_DIR, "dead_letter.schema.json")
+    pipelines = {
+        p.name: p
+        for p in load_pipelines(paths.PIPELINES_DIR, paths.SCHEMAS_DIR).values()
+    }
+    for outcomes in ledger.outcomes.values():
+        for outcome in outcomes:
+            if outcome.kind == "enriched":
+                record = json_codec.loads(outcome.value or b"")
+                validate_enriched(record)
+                pipelines[outcome.metadata["pipeline"]].validate_output(
+                    record["enrichment"]
+                )
+            else:
+                validate_dead_letter(
+                    {k: v.decode() for k, v in outcome.headers.items()}
+                )
