@@ -38,6 +38,7 @@ class Isolated:
         return {
             "STREAMS_KAFKA__BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
             "STREAMS_KAFKA__GROUP_ID": kafka.group_id,
+            "STREAMS_KAFKA__SESSION_TIMEOUT_MS": str(kafka.session_timeout_ms),
             "STREAMS_KAFKA__OUTPUT_TOPIC": kafka.output_topic,
             "STREAMS_KAFKA__DEAD_LETTER_TOPIC": kafka.dead_letter_topic,
             "STREAMS_PIPELINES_DIR": str(self.settings.pipelines_dir),

@@ -51,6 +51,8 @@ def test_kill_9_mid_run_then_restart_loses_nothing(
         kafka_bootstrap,
         slow_simulator.url,
         worker={"max_buffered": MAX_BUFFERED, "commit_interval_s": 0.5},
+        # A killed member holds its partitions until its session times out.
+        kafka={"session_timeout_ms": 6_000},
     )
     report = produce_events(
         kafka_bootstrap,
