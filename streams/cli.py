@@ -109,20 +109,6 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     service = build_service(settings)
     if args.create_topics:
         create_worker_topics(settings, service.pipelines)
-    observability = settings.observability
-    if observability.metrics_port is not None:
-        from prometheus_client import start_http_server
-
-        start_http_server(
-            observability.metrics_port,
-            addr=observability.metrics_host,
-            registry=service.worker.metrics.registry,
-        )
-        logger.info(
-            "metrics.serving host=%s port=%d path=/metrics",
-            observability.metrics_host,
-            observability.metrics_port,
-        )
     stats = asyncio.run(run_until_signal(service))
     print(orjson.dumps(stats.as_dict()).decode())
     return 0

@@ -13,7 +13,8 @@ from streams.llm.client import ChatClient
 from streams.llm.pricing import PriceList
 from streams.llm.retry_policy import RetryPolicy
 from streams.llm.usage import Usage
-from streams.observability.metrics import Metrics
+from streams.observability.health_server import HealthServer
+from streams.observability.metrics import Metrics, status_class
 from streams.pipeline.config import Pipeline, load_pipelines
 from streams.pipeline.enricher import Enricher
 from streams.settings import Settings
@@ -36,6 +37,7 @@ class Service:
     chat: ChatClient
     breaker: CircuitBreaker
     pipelines: dict[str, Pipeline]
+    settings: Settings
 
 
 def build_service(settings: Settings, metrics: Metrics | None = None) -> Service:
@@ -57,7 +59,9 @@ def build_service(settings: Settings, metrics: Metrics | None = None) -> Service
         pipeline: str, outcome: str, seconds: float, usage: Usage
     ) -> None:
         model = settings.llm.model or pipelines_by_name[pipeline].config.model
-        metrics.llm_requests.labels(pipeline, model, outcome).inc()
+        metrics.llm_requests.labels(
+            pipeline, model, status_class(outcome), outcome
+        ).inc()
         metrics.llm_latency.labels(pipeline).observe(seconds)
         tokens = metrics.llm_tokens
         tokens.labels(pipeline, "cache_hit").inc(usage.prompt_cache_hit_tokens)
@@ -65,7 +69,16 @@ def build_service(settings: Settings, metrics: Metrics | None = None) -> Service
         tokens.labels(pipeline, "completion").inc(usage.completion_tokens)
         tokens.labels(pipeline, "reasoning").inc(usage.reasoning_tokens)
 
+    def observe_retry(pipeline: str, reason: str) -> None:
+        metrics.llm_retries.labels(pipeline, reason).inc()
+
     pipelines_by_name = {p.name: p for p in pipelines.values()}
+    for pipeline in pipelines_by_name.values():
+        metrics.llm_in_flight_limit.labels(pipeline.name).set(
+            pipeline.config.max_concurrency
+        )
+    metrics.llm_in_flight_limit.labels("all").set(settings.llm.max_in_flight)
+    metrics.records_buffered_limit.set(settings.worker.max_buffered)
     enricher = Enricher(
         chat,
         policy=RetryPolicy.from_settings(settings.llm),
@@ -74,9 +87,16 @@ def build_service(settings: Settings, metrics: Metrics | None = None) -> Service
         max_in_flight=settings.llm.max_in_flight,
         model_override=settings.llm.model,
         observe_attempt=observe_attempt,
+        observe_retry=observe_retry,
     )
     worker = Worker(settings, pipelines, enricher, metrics=metrics)
-    return Service(worker=worker, chat=chat, breaker=breaker, pipelines=pipelines)
+    return Service(
+        worker=worker,
+        chat=chat,
+        breaker=breaker,
+        pipelines=pipelines,
+        settings=settings,
+    )
 
 
 def create_worker_topics(settings: Settings, pipelines: dict[str, Pipeline]) -> None:
@@ -93,6 +113,15 @@ async def run_until_signal(
     """Runs the worker until SIGTERM or SIGINT (or ``stop``), then shuts down."""
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
+    observability = service.settings.observability
+    health: HealthServer | None = None
+    if observability.metrics_port is not None:
+        health = HealthServer(
+            service.worker,
+            service.breaker,
+            circuit_open_limit_s=observability.readiness_circuit_open_s,
+        )
+        await health.start(observability.metrics_host, observability.metrics_port)
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     try:
@@ -101,5 +130,7 @@ async def run_until_signal(
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
         await service.chat.close()
+        if health is not None:
+            await health.stop()
     stats.circuit_opened = service.breaker.open_count
     return stats

@@ -240,7 +240,15 @@ class ObservabilitySettings(Section):
     log_level: str = Field("INFO")
     metrics_host: str = Field("127.0.0.1", description="Bind address of /metrics.")
     metrics_port: int | None = Field(
-        None, ge=0, le=65535, description="Port of /metrics; off when unset."
+        None,
+        ge=0,
+        le=65535,
+        description="Port of /metrics, /healthz and /readyz; off when unset.",
+    )
+    readiness_circuit_open_s: float = Field(
+        300.0,
+        gt=0,
+        description="/readyz fails once the LLM circuit is open this long.",
     )
 
 

@@ -1,8 +1,9 @@
 """Session-wide services for the tests: the real broker and the LLM simulator.
 
 The broker is the project's own single-node KRaft broker on test ports
-(29092/29093), started once per session and stopped at the end. Set
-``STREAMS_TEST_BOOTSTRAP`` to use an existing cluster instead. Nothing skips
+(29092/29093, or ``STREAMS_TEST_BROKER_PORT`` and the port after it), started
+once per session and stopped at the end. Set ``STREAMS_TEST_BOOTSTRAP`` to use
+an existing cluster instead. Nothing skips
 when the broker cannot start: the broker tests fail, loudly.
 """
 
@@ -19,10 +20,11 @@ from streams.broker.runtime import start_broker, stop_broker
 from streams.demo.local_services import SimulatorProcess, start_simulator
 from streams.settings import BrokerSettings
 
+_PORT = int(os.environ.get("STREAMS_TEST_BROKER_PORT", "29092"))
 TEST_BROKER = BrokerSettings(
-    port=29092,
-    controller_port=29093,
-    state_dir=paths.STATE_DIR / "test-broker",
+    port=_PORT,
+    controller_port=_PORT + 1,
+    state_dir=paths.STATE_DIR / f"test-broker-{_PORT}",
 )
 
 

@@ -27,6 +27,30 @@ LLM_LATENCY_BUCKETS = (
 )
 
 
+_STATUS_CLASS = {
+    "rate_limited": "4xx",
+    "unauthorized": "4xx",
+    "insufficient_balance": "4xx",
+    "content_refused": "4xx",
+    "bad_request": "4xx",
+    "server_error": "5xx",
+    "overloaded": "5xx",
+    "timeout": "none",
+    "deadline_exceeded": "none",
+    "connection_error": "none",
+    "bad_response": "none",
+}
+
+
+def status_class(outcome: str) -> str:
+    """The HTTP status class of an attempt's outcome: 2xx, 4xx, 5xx or none.
+
+    Answers that arrived but were unusable (blank, truncated, not JSON, not
+    valid) came with a 200, so they are 2xx.
+    """
+    return _STATUS_CLASS.get(outcome, "2xx")
+
+
 class Metrics:
     """The worker's metrics.
 
@@ -66,6 +90,27 @@ class Metrics:
             "Records received and not finished.",
             registry=r,
         )
+        self.records_buffered = Gauge(
+            "streams_records_buffered",
+            "Records received and not yet committed; intake pauses at the bound.",
+            registry=r,
+        )
+        self.records_buffered_limit = Gauge(
+            "streams_records_buffered_limit",
+            "The bound on buffered records (worker.max_buffered).",
+            registry=r,
+        )
+        self.llm_in_flight_limit = Gauge(
+            "streams_llm_in_flight_limit",
+            "Most LLM calls in flight, per pipeline and overall (pipeline=all).",
+            ["pipeline"],
+            registry=r,
+        )
+        self.worker_up = Gauge(
+            "streams_worker_up",
+            "1 while the poll loop runs.",
+            registry=r,
+        )
         self.partitions_paused = Gauge(
             "streams_partitions_paused",
             "Partitions paused for back-pressure.",
@@ -96,8 +141,8 @@ class Metrics:
         )
         self.llm_requests = Counter(
             "streams_llm_requests_total",
-            "LLM attempts by outcome.",
-            ["pipeline", "model", "outcome"],
+            "LLM attempts by outcome (ok or a reason code) and HTTP status class.",
+            ["pipeline", "model", "status_class", "outcome"],
             registry=r,
         )
         self.llm_latency = Histogram(

@@ -150,6 +150,7 @@ class Enricher:
         max_in_flight: Calls in flight across all pipelines.
         model_override: A model that replaces every pipeline's model.
         observe_attempt: Optional per-attempt callback, for metrics.
+        observe_retry: Optional callback with (pipeline, reason) per retry.
     """
 
     def __init__(
@@ -162,6 +163,7 @@ class Enricher:
         max_in_flight: int,
         model_override: str | None = None,
         observe_attempt: AttemptObserver | None = None,
+        observe_retry: Callable[[str, str], None] | None = None,
     ) -> None:
         self._chat = chat
         self._policy = policy
@@ -171,6 +173,7 @@ class Enricher:
         self._pipeline_slots: dict[str, asyncio.Semaphore] = {}
         self._model_override = model_override
         self._observe = observe_attempt
+        self._observe_retry = observe_retry
         self.calls = 0
         self.retries = 0
 
@@ -276,6 +279,8 @@ class Enricher:
                 )
             delay = self._policy.delay_s(error, attempts)
             self.retries += 1
+            if self._observe_retry is not None:
+                self._observe_retry(pipeline.name, error.reason)
             logger.warning(
                 "llm.retry_scheduled pipeline=%s event_id=%s attempt=%d reason=%s "
                 "wait_s=%.2f",

@@ -30,6 +30,7 @@ cancelled, and exactly the finished prefix is committed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -106,6 +107,8 @@ class Worker:
         self._fatal: BaseException | None = None
         self._last_commit = 0.0
         self.assigned_once = asyncio.Event()
+        self.last_poll = time.monotonic()
+        """When the poll loop last ran; the liveness probe reads it."""
 
     # -- rebalance callbacks (run inside consume(), on the loop thread) --------
 
@@ -141,9 +144,15 @@ class Worker:
             len(keys),
         )
 
+    def _forget_lag(self, key: PartitionKey) -> None:
+        # No lag may have been reported for it yet.
+        with contextlib.suppress(KeyError):
+            self.metrics.consumer_lag.remove(key[0], str(key[1]))
+
     def _drop(self, keys: list[PartitionKey]) -> None:
         """Forgets partitions: late results are dropped, their tasks cancelled."""
         for key in keys:
+            self._forget_lag(key)
             offsets = self._offsets.pop(key, None)
             if offsets is not None:
                 offsets.revoked = True
@@ -240,6 +249,7 @@ class Worker:
             )
             self._paused.clear()
         self.metrics.records_in_flight.set(self.in_flight)
+        self.metrics.records_buffered.set(buffered)
         self.metrics.partitions_paused.set(len(self._paused))
 
     # -- commits ------------------------------------------------------------------
@@ -278,6 +288,27 @@ class Worker:
         self.metrics.commit_latency.observe(time.monotonic() - started)
         logger.debug("offsets.committed partitions=%d", len(offsets))
 
+    def _update_lag(self) -> None:
+        """Consumer lag per partition: high watermark minus committed offset.
+
+        The watermark is the one cached from the last fetch, so this never
+        waits on the broker.
+        """
+        for (topic, partition), tracked in self._offsets.items():
+            if tracked.committed is None:
+                continue
+            _low, high = self._consumer.get_watermark_offsets(
+                TopicPartition(topic, partition), cached=True
+            )
+            if high is not None and high >= 0:
+                lag = max(0, high - tracked.committed)
+                self.metrics.consumer_lag.labels(topic, str(partition)).set(lag)
+
+    @property
+    def assigned_partitions(self) -> int:
+        """Partitions this worker owns now."""
+        return len(self._offsets)
+
     # -- the loop -------------------------------------------------------------------
 
     def _poll_once(self) -> int:
@@ -296,6 +327,8 @@ class Worker:
         if now - self._last_commit >= (COMMIT_MIN_GAP_S if half_full else interval):
             self._commit(list(self._offsets))
             self._last_commit = now
+            self._update_lag()
+        self.last_poll = now
         self.stats.llm_calls = self._enricher.calls
         self.stats.retries = self._enricher.retries
         return len(messages)
@@ -318,12 +351,14 @@ class Worker:
             ",".join(topics),
             self._settings.kafka.group_id,
         )
+        self.metrics.worker_up.set(1)
         try:
             while not stop.is_set() and self._fatal is None:
                 received = self._poll_once()
                 await asyncio.sleep(0 if received else IDLE_WAIT_S)
         finally:
             await self._shutdown()
+            self.metrics.worker_up.set(0)
         if self._fatal is not None:
             raise FatalError(f"the worker stopped: {self._fatal}") from self._fatal
         return self.stats
