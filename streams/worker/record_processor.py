@@ -274,10 +274,22 @@ class RecordProcessor:
         self._stats.enriched += 1
         self._metrics.records_enriched.labels(pipeline.name, dedup).inc()
         logger.debug(
-            "record.enriched pipeline=%s event_id=%s dedup=%s",
+            "record.enriched pipeline=%s topic=%s partition=%d offset=%d "
+            "event_id=%s hash=%s dedup=%s attempts=%d duration_s=%.3f tokens=%d "
+            "cost_usd=%.8f",
             pipeline.name,
+            source.topic,
+            source.partition,
+            source.offset,
             event.event_id,
+            event_hash[:12],
             dedup,
+            enrichment.attempts if dedup == "miss" else 0,
+            enrichment.latency_s if dedup == "miss" else 0.0,
+            enrichment.usage.prompt_tokens + enrichment.usage.completion_tokens
+            if dedup == "miss"
+            else 0,
+            enrichment.cost_usd if dedup == "miss" else 0.0,
         )
         return True
 
