@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test unit lint format broker-start broker-stop broker-status simulator clean
+.PHONY: setup prometheus-tools demo test unit lint format broker-start broker-stop broker-status simulator clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,8 +20,29 @@ demo: setup ## broker + simulator + sample data + worker, then a summary
 	@mkdir -p out
 	$(BIN)/streams demo --summary-json out/demo-summary.json
 
-test: setup ## every test; starts and stops its own Kafka broker and simulator
+test: setup prometheus-tools ## every test; starts and stops its own Kafka broker and simulator
 	$(BIN)/python -m pytest
+
+# The dashboard and alert tests run the real prometheus and promtool. As root,
+# a missing pair comes from the distribution's package; its service is stopped
+# again at once, because the tests start their own server on a free port.
+prometheus-tools: ## prometheus and promtool on PATH (installed as root when missing)
+	@if command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1; then \
+		exit 0; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		apt-get update && \
+		apt-get install -y --no-install-recommends prometheus && \
+		if [ -d /run/systemd/system ]; then \
+			systemctl disable --now prometheus.service || true; \
+		elif [ -x /etc/init.d/prometheus ]; then \
+			/etc/init.d/prometheus stop || true; \
+		fi; \
+	else \
+		echo "prometheus and promtool are not on PATH: install them, for example" \
+			"with 'sudo apt-get install prometheus' on Debian or Ubuntu, or put the" \
+			"binaries of a Prometheus release on PATH, then run make test again" >&2; \
+		exit 1; \
+	fi
 
 unit: setup ## unit tests only (no broker, no network)
 	$(BIN)/python -m pytest tests/unit

@@ -27,8 +27,10 @@ dlq.provider.request.id     the provider's request id, if any
 dlq.tokens                  tokens spent on it (prompt + completion)
 dlq.cost.usd                what those tokens cost
 dlq.content.hash            the content hash, when computed
-dlq.payload.omitted         "true" when the value was too large to carry; the
-                            value is then a JSON pointer to the original
+dlq.payload.omitted         "true" when the record would not fit with the value;
+                            the value is then a JSON pointer to the original
+dlq.headers.omitted         "true" when it still would not fit; the input's own
+                            headers are then dropped
 ==========================  ================================================
 """
 
@@ -124,26 +126,42 @@ def dead_letter_record(
         "cost.usd": f"{letter.cost_usd:.8f}",
         "content.hash": letter.content_hash,
     }
-    headers = [
-        (name, value) for name, value in source.headers if not name.startswith(PREFIX)
-    ]
-    headers.extend(
+    own: list[tuple[str, bytes | None]] = [
         (PREFIX + name, str(value).encode())
         for name, value in added.items()
         if value is not None
-    )
-    headers.append((PREFIX + "first.failure.time", _time(letter.first_failure)))
-    headers.append((PREFIX + "last.failure.time", _time(now)))
+    ]
+    own.append((PREFIX + "first.failure.time", _time(letter.first_failure)))
+    own.append((PREFIX + "last.failure.time", _time(now)))
+    original = [
+        (name, value) for name, value in source.headers if not name.startswith(PREFIX)
+    ]
 
+    # The whole record must fit: key, value and every header. The original
+    # value gives way first (a pointer replaces it), then the original headers.
     value = source.value
-    if value is not None and len(value) > max_bytes:
+    if record_size(source.key, value, original + own) > max_bytes:
         pointer = {
             "payload_omitted": True,
             "topic": source.topic,
             "partition": source.partition,
             "offset": source.offset,
-            "size_bytes": len(value),
+            "size_bytes": len(value or b""),
         }
         value = json_codec.dumps(pointer)
-        headers.append((PREFIX + "payload.omitted", b"true"))
-    return value, headers
+        own.append((PREFIX + "payload.omitted", b"true"))
+    if record_size(source.key, value, original + own) > max_bytes:
+        original = []
+        own.append((PREFIX + "headers.omitted", b"true"))
+    return value, original + own
+
+
+def record_size(
+    key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes | None]]
+) -> int:
+    """Bytes a record occupies, close to what the broker counts against its limit.
+
+    Each header costs its name, its value and a small framing allowance.
+    """
+    header_bytes = sum(len(name) + len(raw or b"") + 8 for name, raw in headers)
+    return len(key or b"") + len(value or b"") + header_bytes + 64

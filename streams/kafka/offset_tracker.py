@@ -23,7 +23,7 @@ class PartitionOffsets:
     """Unfinished offsets of one partition assignment."""
 
     __slots__ = (
-        "_candidate",
+        "_commit_points",
         "_committed_count",
         "_done",
         "_heap",
@@ -41,7 +41,7 @@ class PartitionOffsets:
         self._received = 0
         self._released = 0
         self._committed_count = 0
-        self._candidate: tuple[int, int] | None = None
+        self._commit_points: dict[int, int] = {}
         self.committed = committed
         """The last offset committed for this assignment, if any."""
         self.revoked = False
@@ -76,10 +76,19 @@ class PartitionOffsets:
         return self._received - self._committed_count
 
     def mark_committed(self, position: int) -> None:
-        """Records that ``position`` (from :meth:`committable`) was committed."""
+        """Records that ``position`` (from :meth:`committable`) was committed.
+
+        Commits may be acknowledged late or out of order; a position older
+        than the last one recorded changes nothing.
+        """
+        released = self._commit_points.pop(position, None)
+        for older in [p for p in self._commit_points if p < position]:
+            del self._commit_points[older]
+        if self.committed is not None and position <= self.committed:
+            return
         self.committed = position
-        if self._candidate is not None and self._candidate[0] == position:
-            self._committed_count = self._candidate[1]
+        if released is not None:
+            self._committed_count = max(self._committed_count, released)
 
     def committable(self) -> int | None:
         """The offset to commit: everything below it is finished.
@@ -97,5 +106,5 @@ class PartitionOffsets:
             return None
         else:
             position = self._highest + 1
-        self._candidate = (position, self._released)
+        self._commit_points[position] = self._released
         return position

@@ -41,6 +41,22 @@ class DeliveryError(Exception):
             KafkaError._ALL_BROKERS_DOWN,
         )
 
+    @property
+    def too_large(self) -> bool:
+        """Whether the record is larger than the broker or topic accepts."""
+        code = self.error.code()
+        return bool(code in _SIZE_CODES)
+
+
+_SIZE_CODES = frozenset(
+    code
+    for code in (
+        KafkaError.MSG_SIZE_TOO_LARGE,
+        getattr(KafkaError, "_MSG_SIZE_TOO_LARGE", None),  # librdkafka's local check
+    )
+    if code is not None
+)
+
 
 class RecordProducer:
     """An idempotent producer whose sends can be awaited.

@@ -127,7 +127,10 @@ class CircuitBreaker:
     def release_probe(self) -> None:
         """The probe ended without telling anything about the endpoint."""
         self._probe_in_flight = False
+        # Wake the waiters once, on a fresh event: a set event left in place
+        # would make every later wait return at once and spin the loop.
         self._changed.set()
+        self._changed = asyncio.Event()
 
     def _open(self, cause: str) -> None:
         self._opened_at = time.monotonic()

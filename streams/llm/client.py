@@ -11,7 +11,7 @@ Translation of failures (the table the retry decision rests on):
 what happened                  error                        reason
 =============================  ===========================  ==================
 429                            RetryableError               rate_limited
-500, 502, 504                  RetryableError               server_error
+500, 502, 504, 408, 409        RetryableError               server_error
 503                            RetryableError               overloaded
 401                            AccountError                 unauthorized
 402                            AccountError                 insufficient_balance
@@ -96,7 +96,7 @@ def _status_error(exc: openai.APIStatusError) -> Exception:
         return RetryableError(
             message, reason="overloaded", status=status, request_id=request_id
         )
-    if status >= 500:
+    if status >= 500 or status in (408, 409):
         return RetryableError(
             message, reason="server_error", status=status, request_id=request_id
         )
@@ -157,6 +157,9 @@ class ChatClient:
             api_key=api_key,
             base_url=settings.base_url,
             max_retries=0,
+            # Malformed 200 bodies (HTML from a proxy, arrays, missing
+            # fields) then raise APIResponseValidationError: bad_response.
+            _strict_response_validation=True,
             timeout=openai.Timeout(
                 settings.call_deadline_s, connect=settings.connect_timeout_s
             ),
@@ -210,6 +213,10 @@ class ChatClient:
             )
         choice = completion.choices[0]
         message = choice.message
+        if message is None:
+            raise RetryableError(
+                "the LLM API returned no message", reason="bad_response"
+            )
         reasoning = getattr(message, "reasoning_content", None)
         return ChatResponse(
             content=message.content,

@@ -70,6 +70,16 @@ def read_field(body: dict[str, Any], path: str) -> Any:
     return value
 
 
+def schema_problem(error: fastjsonschema.JsonSchemaValueException) -> str:
+    """Where and which rule a value broke, without any of the value's text.
+
+    The validator's own message can quote the data (unexpected keys, for
+    example), which may be payload or model output; this names only the
+    path and the schema keyword.
+    """
+    return f"{error.name} breaks rule '{error.rule}'"
+
+
 def _load_schema(schemas_dir: Path, name: str) -> dict[str, Any]:
     path = schemas_dir / name
     try:

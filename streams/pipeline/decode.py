@@ -25,7 +25,7 @@ import fastjsonschema
 
 from streams import json_codec
 from streams.errors import DecodeError
-from streams.pipeline.config import Pipeline
+from streams.pipeline.config import Pipeline, schema_problem
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +80,8 @@ def decode_event(value: bytes | None, pipeline: Pipeline) -> Event:
     except fastjsonschema.JsonSchemaValueException as exc:
         event_id = body.get("id")
         raise DecodeError(
-            f"record does not match {pipeline.config.input_schema}: {exc.message}",
+            f"record does not match {pipeline.config.input_schema}: "
+            f"{schema_problem(exc)}",
             reason="schema_violation",
             event_id=event_id if isinstance(event_id, str) else None,
         ) from exc

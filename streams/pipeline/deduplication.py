@@ -28,9 +28,7 @@ from streams.errors import PermanentError
 
 ResultT = TypeVar("ResultT")
 
-CONTENT_REASONS = frozenset(
-    {"content_refused", "output_schema_violation", "bad_request"}
-)
+CONTENT_REASONS = frozenset({"content_refused", "output_schema_violation"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +37,8 @@ class Lookup(Generic[ResultT]):
 
     kind: Literal["hit", "joined", "lead"]
     result: ResultT | None = None
+    lease: object | None = None
+    """For ``lead``: pass it back to complete() or fail()."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,10 +83,9 @@ class Deduplicator(Generic[ResultT]):
                 return Lookup("joined" if joined else "hit", cached)
             pending = self._in_flight.get(content_hash)
             if pending is None:
-                self._in_flight[content_hash] = (
-                    asyncio.get_running_loop().create_future()
-                )
-                return Lookup("lead")
+                lease = asyncio.get_running_loop().create_future()
+                self._in_flight[content_hash] = lease
+                return Lookup("lead", lease=lease)
             outcome = await asyncio.shield(pending)
             joined = True
             if outcome.result is not None:
@@ -94,25 +93,36 @@ class Deduplicator(Generic[ResultT]):
             if outcome.error is not None:
                 raise outcome.error
 
-    def complete(self, content_hash: str, result: ResultT) -> None:
+    def complete(self, content_hash: str, result: ResultT, lease: object) -> None:
         """Stores the leader's result and wakes the callers that joined it."""
         if self._capacity > 0:
             self._results[content_hash] = result
             self._results.move_to_end(content_hash)
             while len(self._results) > self._capacity:
                 self._results.popitem(last=False)
-        self._resolve(content_hash, _Outcome(result, None))
+        self._resolve(content_hash, lease, _Outcome(result, None))
 
-    def fail(self, content_hash: str, error: Exception | None = None) -> None:
-        """The leader gave up; followers share a content failure, else retry."""
+    def fail(
+        self, content_hash: str, lease: object, error: Exception | None = None
+    ) -> None:
+        """The leader gave up; followers share a content failure, else retry.
+
+        A lease that is no longer current (reported twice, or after a new
+        leader took over) changes nothing.
+        """
         shared = (
             error
             if isinstance(error, PermanentError) and error.reason in CONTENT_REASONS
             else None
         )
-        self._resolve(content_hash, _Outcome(None, shared))
+        self._resolve(content_hash, lease, _Outcome(None, shared))
 
-    def _resolve(self, content_hash: str, outcome: _Outcome[ResultT]) -> None:
-        pending = self._in_flight.pop(content_hash, None)
-        if pending is not None and not pending.done():
+    def _resolve(
+        self, content_hash: str, lease: object, outcome: _Outcome[ResultT]
+    ) -> None:
+        pending = self._in_flight.get(content_hash)
+        if pending is None or pending is not lease:
+            return
+        del self._in_flight[content_hash]
+        if not pending.done():
             pending.set_result(outcome)

@@ -39,7 +39,7 @@ from streams.llm.client import AccountError, ChatRequest, ChatResponse
 from streams.llm.pricing import PriceList
 from streams.llm.retry_policy import RetryPolicy
 from streams.llm.usage import Usage
-from streams.pipeline.config import Pipeline
+from streams.pipeline.config import Pipeline, schema_problem
 from streams.pipeline.decode import Event
 from streams.pipeline.prompt import build_messages
 
@@ -132,7 +132,8 @@ def judge_response(pipeline: Pipeline, response: ChatResponse) -> dict[str, Any]
         pipeline.validate_output(values)
     except fastjsonschema.JsonSchemaValueException as exc:
         raise PermanentError(
-            f"the answer does not match {pipeline.config.output_schema}: {exc.message}",
+            f"the answer does not match {pipeline.config.output_schema}: "
+            f"{schema_problem(exc)}",
             reason="output_schema_violation",
             request_id=response.request_id,
         ) from exc

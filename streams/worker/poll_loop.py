@@ -15,7 +15,8 @@ make the next owner redo. Commits run every ``commit_interval_s``, and
 sooner while the window is more than half full.
 
 Offsets: see :mod:`streams.kafka.offset_tracker`. Commits carry explicit
-offsets, every ``commit_interval_s`` and at revocation and shutdown.
+offsets. Periodic commits are asynchronous and one at a time, so a slow broker
+never blocks the loop; revocation and shutdown commit synchronously.
 
 Revocation: the producer is flushed for up to ``revoke_grace_s`` so records
 already produced are acknowledged, the finished prefix is committed, and the
@@ -61,6 +62,7 @@ logger = logging.getLogger(__name__)
 CONSUME_BATCH = 500
 IDLE_WAIT_S = 0.01
 COMMIT_MIN_GAP_S = 0.05
+COMMIT_STUCK_S = 30.0
 PartitionKey = tuple[str, int]
 
 
@@ -89,7 +91,9 @@ class Worker:
         self._enricher = enricher
         self.metrics = metrics or Metrics()
         self.stats = WorkerStats()
-        self._consumer = consumer_factory(settings.kafka.consumer_config())
+        consumer_config = settings.kafka.consumer_config()
+        consumer_config["on_commit"] = self._on_commit
+        self._consumer = consumer_factory(consumer_config)
         self._producer = RecordProducer(settings.kafka.producer_config())
         self._processor = RecordProcessor(
             settings,
@@ -106,6 +110,7 @@ class Worker:
         self._intake_stopped = False
         self._fatal: BaseException | None = None
         self._last_commit = 0.0
+        self._commit_sent_at = 0.0
         self.assigned_once = asyncio.Event()
         self.last_poll = time.monotonic()
         """When the poll loop last ran; the liveness probe reads it."""
@@ -128,7 +133,11 @@ class Worker:
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         keys = [(tp.topic, tp.partition) for tp in partitions]
         undelivered = self._producer.flush(self._settings.worker.revoke_grace_s)
-        self._commit([key for key in keys if key in self._offsets], consumer)
+        self._commit(
+            [key for key in keys if key in self._offsets],
+            asynchronous=False,
+            consumer=consumer,
+        )
         self._drop(keys)
         self.metrics.rebalances.labels("revoke").inc()
         logger.info(
@@ -255,9 +264,22 @@ class Worker:
     # -- commits ------------------------------------------------------------------
 
     def _commit(
-        self, keys: list[PartitionKey], consumer: Consumer | None = None
+        self,
+        keys: list[PartitionKey],
+        *,
+        asynchronous: bool,
+        consumer: Consumer | None = None,
     ) -> None:
-        """Commits the finished prefix of the given partitions, synchronously."""
+        """Commits the finished prefix of the given partitions.
+
+        Periodic commits are asynchronous, one at a time, so a slow or absent
+        broker never blocks the loop; their outcome arrives in
+        :meth:`_on_commit`. Revocation and shutdown commit synchronously,
+        because the partitions are about to go.
+        """
+        now = time.monotonic()
+        if asynchronous and now - self._commit_sent_at < COMMIT_STUCK_S:
+            return
         offsets = []
         for key in keys:
             tracked = self._offsets.get(key)
@@ -265,28 +287,48 @@ class Worker:
                 continue
             position = tracked.committable()
             if position is not None and position != tracked.committed:
-                offsets.append((key, tracked, position))
+                offsets.append(TopicPartition(key[0], key[1], position))
         if not offsets:
             return
-        started = time.monotonic()
+        client = consumer or self._consumer
         try:
-            (consumer or self._consumer).commit(
-                offsets=[TopicPartition(t, p, pos) for (t, p), _, pos in offsets],
-                asynchronous=False,
-            )
+            if asynchronous:
+                self._commit_sent_at = now
+                client.commit(offsets=offsets, asynchronous=True)
+                return
+            result = client.commit(offsets=offsets, asynchronous=False)
         except KafkaException as exc:
-            error: KafkaError = exc.args[0]
-            self.metrics.commits.labels("failed").inc()
-            logger.warning(
-                "offsets.commit_failed error=%s consequence=retried_next_interval",
-                error.name(),
-            )
+            self._commit_sent_at = 0.0
+            self._commit_failed(exc.args[0])
             return
-        for _, tracked, position in offsets:
-            tracked.mark_committed(position)
+        self._commit_done(result or [], now)
+
+    def _on_commit(
+        self, error: KafkaError | None, partitions: list[TopicPartition]
+    ) -> None:
+        """librdkafka's report of a commit (run inside consume())."""
+        sent_at, self._commit_sent_at = self._commit_sent_at, 0.0
+        if error is not None:
+            self._commit_failed(error)
+            return
+        self._commit_done(partitions, sent_at)
+
+    def _commit_done(self, partitions: list[TopicPartition], sent_at: float) -> None:
+        for tp in partitions:
+            tracked = self._offsets.get((tp.topic, tp.partition))
+            if tp.error is None and tracked is not None and tp.offset >= 0:
+                tracked.mark_committed(tp.offset)
         self.metrics.commits.labels("ok").inc()
-        self.metrics.commit_latency.observe(time.monotonic() - started)
-        logger.debug("offsets.committed partitions=%d", len(offsets))
+        if sent_at:
+            self.metrics.commit_latency.observe(time.monotonic() - sent_at)
+        logger.debug("offsets.committed partitions=%d", len(partitions))
+
+    def _commit_failed(self, error: KafkaError) -> None:
+        self.metrics.commits.labels("failed").inc()
+        logger.warning(
+            "offsets.commit_failed error=%s consequence=retried_next_interval",
+            error.name(),
+        )
 
     def _update_lag(self) -> None:
         """Consumer lag per partition: high watermark minus committed offset.
@@ -325,7 +367,7 @@ class Worker:
         interval = self._settings.worker.commit_interval_s
         half_full = self.buffered >= self._settings.worker.max_buffered // 2
         if now - self._last_commit >= (COMMIT_MIN_GAP_S if half_full else interval):
-            self._commit(list(self._offsets))
+            self._commit(list(self._offsets), asynchronous=True)
             self._last_commit = now
             self._update_lag()
         self.last_poll = now
@@ -380,7 +422,7 @@ class Worker:
         if abandoned:
             await asyncio.gather(*abandoned, return_exceptions=True)
         undelivered = self._producer.flush(5.0)
-        self._commit(list(self._offsets))
+        self._commit(list(self._offsets), asynchronous=False)
         self._consumer.close()
         self._producer.close()
         logger.info(

@@ -27,6 +27,7 @@ from streams.kafka.dead_letter import (
     SourceRecord,
     dead_letter_record,
     header_list,
+    record_size,
 )
 from streams.kafka.producer import DeliveryError, Headers, RecordProducer
 from streams.observability.metrics import Metrics
@@ -62,6 +63,10 @@ def source_of(message: Message) -> SourceRecord:
         value=value.encode() if isinstance(value, str) else value,
         headers=header_list(message.headers()),
     )
+
+
+class RecordTooLargeError(Exception):
+    """The broker refused a record for its size."""
 
 
 class RecordProcessor:
@@ -123,11 +128,8 @@ class RecordProcessor:
         model = self._enricher.model_for(pipeline)
         event_hash = content_hash(pipeline, event, model)
         room = self._kafka.max_message_bytes - METADATA_BYTES
-        if (
-            len(source.value or b"")
-            + pipeline.config.max_tokens * ENRICHMENT_BYTES_PER_TOKEN
-            > room
-        ):
+        input_size = record_size(source.key, source.value, source.headers)
+        if input_size + pipeline.config.max_tokens * ENRICHMENT_BYTES_PER_TOKEN > room:
             await self._dead_letter(
                 source,
                 pipeline,
@@ -173,7 +175,7 @@ class RecordProcessor:
             )
             return
 
-        await self._lead(source, pipeline, event, event_hash, finish)
+        await self._lead(source, pipeline, event, event_hash, lookup.lease, finish)
 
     async def _lead(
         self,
@@ -181,48 +183,54 @@ class RecordProcessor:
         pipeline: Pipeline,
         event: Event,
         event_hash: str,
+        lease: object,
         finish: Callable[[], None],
     ) -> None:
+        """Makes the call for this content; reports to the deduplicator once."""
+        try:
+            enrichment = await self._enricher.enrich(pipeline, event)
+        except EnrichmentFailed as exc:
+            self._dedup.fail(event_hash, lease, exc)
+            self._count_spend(pipeline, exc.cost_usd)
+            await self._dead_letter(
+                source,
+                pipeline,
+                DeadLetter(
+                    "enrich",
+                    type(exc.cause).__name__,
+                    exc.reason,
+                    str(exc),
+                    pipeline.name,
+                    event.event_id,
+                    attempts=exc.attempts,
+                    model=exc.model,
+                    http_status=exc.status,
+                    request_id=exc.request_id,
+                    tokens=exc.usage.prompt_tokens + exc.usage.completion_tokens,
+                    cost_usd=exc.cost_usd,
+                    content_hash=event_hash,
+                ),
+                finish,
+            )
+            return
+        except BaseException:
+            self._dedup.fail(event_hash, lease)
+            raise
+
+        self._stats.usage = self._stats.usage + enrichment.usage
+        self._count_spend(pipeline, enrichment.cost_usd)
         delivered = False
         try:
-            try:
-                enrichment = await self._enricher.enrich(pipeline, event)
-            except EnrichmentFailed as exc:
-                self._dedup.fail(event_hash, exc)
-                self._count_spend(pipeline, exc.usage.prompt_tokens, exc.cost_usd)
-                await self._dead_letter(
-                    source,
-                    pipeline,
-                    DeadLetter(
-                        "enrich",
-                        type(exc.cause).__name__,
-                        exc.reason,
-                        str(exc),
-                        pipeline.name,
-                        event.event_id,
-                        attempts=exc.attempts,
-                        model=exc.model,
-                        http_status=exc.status,
-                        request_id=exc.request_id,
-                        tokens=exc.usage.prompt_tokens + exc.usage.completion_tokens,
-                        cost_usd=exc.cost_usd,
-                        content_hash=event_hash,
-                    ),
-                    finish,
-                )
-                return
-            self._stats.usage = self._stats.usage + enrichment.usage
-            self._count_spend(pipeline, 0, enrichment.cost_usd)
             delivered = await self._emit(
                 source, pipeline, event, enrichment, "miss", event_hash, finish
             )
         finally:
             if delivered:
-                self._dedup.complete(event_hash, enrichment)
+                self._dedup.complete(event_hash, enrichment, lease)
             else:
-                self._dedup.fail(event_hash)
+                self._dedup.fail(event_hash, lease)
 
-    def _count_spend(self, pipeline: Pipeline, _tokens: int, cost_usd: float) -> None:
+    def _count_spend(self, pipeline: Pipeline, cost_usd: float) -> None:
         self._stats.cost_usd += cost_usd
         self._metrics.llm_cost.labels(pipeline.name).inc(cost_usd)
 
@@ -250,7 +258,16 @@ class RecordProcessor:
                 "timestamp": source.timestamp_ms,
             },
         )
-        if len(value) > self._kafka.max_message_bytes:
+        size = record_size(source.key, value, source.headers)
+        refused = size > self._kafka.max_message_bytes
+        if not refused:
+            try:
+                await self._deliver(
+                    self._kafka.output_topic, source.key, value, source.headers, finish
+                )
+            except RecordTooLargeError:
+                refused = True
+        if refused:
             await self._dead_letter(
                 source,
                 pipeline,
@@ -258,7 +275,7 @@ class RecordProcessor:
                     "produce",
                     "PermanentError",
                     "output_too_large",
-                    f"the enriched record has {len(value)} bytes, more than "
+                    f"the enriched record has about {size} bytes; the limit is "
                     f"{self._kafka.max_message_bytes}",
                     pipeline.name,
                     event.event_id,
@@ -268,9 +285,6 @@ class RecordProcessor:
                 finish,
             )
             return False
-        await self._deliver(
-            self._kafka.output_topic, source.key, value, source.headers, finish
-        )
         self._stats.enriched += 1
         self._metrics.records_enriched.labels(pipeline.name, dedup).inc()
         logger.debug(
@@ -303,9 +317,16 @@ class RecordProcessor:
         value, headers = dead_letter_record(
             source, letter, self._kafka.group_id, self._kafka.max_message_bytes
         )
-        await self._deliver(
-            self._kafka.dead_letter_topic, source.key, value, headers, finish
-        )
+        try:
+            await self._deliver(
+                self._kafka.dead_letter_topic, source.key, value, headers, finish
+            )
+        except RecordTooLargeError:
+            # The broker's limit is below ours: carry only the pointer.
+            value, headers = dead_letter_record(source, letter, self._kafka.group_id, 0)
+            await self._deliver(
+                self._kafka.dead_letter_topic, source.key, value, headers, finish
+            )
         self._stats.dead_lettered += 1
         self._stats.dead_letter_reasons[letter.reason] = (
             self._stats.dead_letter_reasons.get(letter.reason, 0) + 1
@@ -341,6 +362,8 @@ class RecordProcessor:
                     topic, key, value, headers, on_acknowledged=finish
                 )
             except DeliveryError as exc:
+                if exc.too_large:
+                    raise RecordTooLargeError(str(exc)) from exc
                 if not exc.retriable:
                     raise FatalError(
                         f"the broker refused a record for {topic}: {exc}",

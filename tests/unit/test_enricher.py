@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 
 import orjson
@@ -174,3 +175,24 @@ def test_account_errors_open_the_circuit_and_cost_no_attempt(
     assert enrichment.attempts == 1
     assert breaker.open_count == 2  # opened at once, probe failed once more
     assert breaker.state is CircuitState.CLOSED
+
+
+def test_a_cancelled_probe_does_not_make_waiters_spin() -> None:
+    async def scenario() -> float:
+        breaker = CircuitBreaker("test", cooldown_s=0.0)
+        breaker.record_failure(account_level=True)
+        probe = await breaker.admit()
+        assert probe
+        waiters = [asyncio.create_task(breaker.admit()) for _ in range(3)]
+        await asyncio.sleep(0.01)
+        breaker.release_probe()
+        await asyncio.sleep(0.01)
+        started = time.process_time()
+        await asyncio.sleep(0.5)
+        busy = time.process_time() - started
+        for waiter in waiters:
+            waiter.cancel()
+        await asyncio.gather(*waiters, return_exceptions=True)
+        return busy
+
+    assert asyncio.run(scenario()) < 0.2
