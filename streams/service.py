@@ -78,6 +78,7 @@ def build_service(settings: Settings, metrics: Metrics | None = None) -> Service
             pipeline.config.max_concurrency
         )
     metrics.llm_in_flight_limit.labels("all").set(settings.llm.max_in_flight)
+    _create_series(metrics, pipelines)
     metrics.records_buffered_limit.set(settings.worker.max_buffered)
     enricher = Enricher(
         chat,
@@ -97,6 +98,24 @@ def build_service(settings: Settings, metrics: Metrics | None = None) -> Service
         pipelines=pipelines,
         settings=settings,
     )
+
+
+def _create_series(metrics: Metrics, pipelines: dict[str, Pipeline]) -> None:
+    """Creates each pipeline's counters at zero, so the first increment shows.
+
+    A series that appears already at its first value has no earlier sample,
+    and ``rate()`` misses that first increase.
+    """
+    for topic, pipeline in pipelines.items():
+        name = pipeline.name
+        metrics.records_consumed.labels(name, topic)
+        for dedup in ("miss", "hit", "joined"):
+            metrics.records_enriched.labels(name, dedup)
+        for kind in ("hit", "joined"):
+            metrics.records_deduplicated.labels(name, kind)
+        for kind in ("cache_hit", "cache_miss", "completion", "reasoning"):
+            metrics.llm_tokens.labels(name, kind)
+        metrics.llm_cost.labels(name)
 
 
 def create_worker_topics(settings: Settings, pipelines: dict[str, Pipeline]) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import time
 from collections import Counter
 from pathlib import Path
@@ -37,6 +38,7 @@ from streams.demo.local_services import (
     release_broker,
     start_simulator,
 )
+from streams.observability.health_server import HealthServer
 from streams.pipeline.config import load_pipelines
 from streams.service import build_service, create_worker_topics
 from streams.settings import Settings
@@ -114,8 +116,19 @@ async def _run_until_accounted(
     ledger: OutputLedger,
     console: Console,
     timeout_s: float,
+    hold: bool = False,
 ) -> tuple[int, int]:
     service = build_service(settings)
+    observability = settings.observability
+    health: HealthServer | None = None
+    if observability.metrics_port is not None:
+        health = HealthServer(service.worker, service.breaker)
+        await health.start(observability.metrics_host, observability.metrics_port)
+        console.print(
+            f"metrics: http://{observability.metrics_host}:{health.port}/metrics "
+            f"(watch with: streams status --url "
+            f"http://{observability.metrics_host}:{health.port})"
+        )
     stop = asyncio.Event()
     worker_task = asyncio.create_task(service.worker.run(stop))
     expected: set[Coordinates] = {
@@ -144,12 +157,30 @@ async def _run_until_accounted(
                 )
                 if done == len(expected):
                     break
+        if hold and health is not None:
+            console.print("every record is accounted for; metrics stay up until Ctrl-C")
+            await _wait_for_interrupt()
     finally:
         stop.set()
         await worker_task
         await service.chat.close()
+        if health is not None:
+            await health.stop()
     ledger.poll(1.0)
     return service.worker.stats.llm_calls, service.worker.stats.retries
+
+
+async def _wait_for_interrupt() -> None:
+    """Returns on SIGINT or SIGTERM."""
+    interrupted = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, interrupted.set)
+    try:
+        await interrupted.wait()
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
 
 
 def run_demo(
@@ -161,6 +192,7 @@ def run_demo(
     summary_json: Path | None = None,
     timeout_s: float = 900.0,
     console: Console | None = None,
+    hold: bool = False,
 ) -> dict[str, Any]:
     """Runs the demo end to end and returns its summary."""
     console = console or Console(stderr=True)
@@ -203,7 +235,7 @@ def run_demo(
             )
             console.print(f"produced {len(report.records)} records")
             llm_calls, retries = asyncio.run(
-                _run_until_accounted(settings, report, ledger, console, timeout_s)
+                _run_until_accounted(settings, report, ledger, console, timeout_s, hold)
             )
             summary = summarise(
                 report,

@@ -24,10 +24,12 @@ from types import TracebackType
 import orjson
 import pydantic
 from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from streams.simulator.chat_handler import handle_chat_completions, json_response
 from streams.simulator.config import FaultSettings, SimulatorConfig
 from streams.simulator.fault_catalogue import ErrorSpec
+from streams.simulator.metrics import render_metrics
 from streams.simulator.state import STATE_KEY, SimulatorState
 
 logger = logging.getLogger(__name__)
@@ -51,6 +53,7 @@ def create_app(config: SimulatorConfig) -> web.Application:
     app.router.add_post("/v1/chat/completions", handle_chat_completions)
     app.router.add_get("/health", _health)
     app.router.add_get("/stats", _stats)
+    app.router.add_get("/metrics", _metrics)
     app.router.add_post("/stats/reset", _reset_stats)
     app.router.add_get("/admin/faults", _get_faults)
     app.router.add_post("/admin/faults", _replace_faults)
@@ -72,6 +75,11 @@ async def _stats(request: web.Request) -> web.Response:
     return json_response(
         {**state.stats.snapshot(), "prompt_cache_entries": len(state.prompt_cache)}
     )
+
+
+async def _metrics(request: web.Request) -> web.Response:
+    body = render_metrics(request.app[STATE_KEY].stats)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
 async def _reset_stats(request: web.Request) -> web.Response:
