@@ -117,15 +117,32 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
     from streams.demo.runner import run_demo
 
+    if args.metrics_port is not None:
+        observability = settings.observability.model_copy(
+            update={"metrics_port": args.metrics_port}
+        )
+        settings = settings.model_copy(update={"observability": observability})
     summary = run_demo(
         settings,
         data_dir=args.data_dir,
         limit=args.limit,
         duplicate_ratio=args.duplicate_ratio,
         summary_json=args.summary_json,
+        hold=args.hold,
     )
     balanced = summary["inputs"] == summary["enriched"] + summary["dead_lettered"]
     return 0 if balanced and summary["lost"] == 0 else 1
+
+
+def _status(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.status import configured_topics, default_url, watch_status
+
+    return watch_status(
+        args.url or default_url(settings.observability.metrics_port),
+        interval_s=args.interval,
+        once=args.once,
+        topic_pipelines=configured_topics(settings.pipelines_dir),
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -188,7 +205,40 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--limit", type=int, default=None, help="records per source")
     demo.add_argument("--duplicate-ratio", type=float, default=0.1)
     demo.add_argument("--summary-json", type=Path, default=None)
+    demo.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        help="serve the worker's /metrics, /healthz and /readyz on this port",
+    )
+    demo.add_argument(
+        "--hold",
+        action="store_true",
+        help="keep the worker and its metrics up after the run, until Ctrl-C",
+    )
     demo.set_defaults(handler=_demo)
+
+    status = commands.add_parser(
+        "status", help="live view of a worker's lag, throughput, errors and cost"
+    )
+    status.add_argument(
+        "--url",
+        default=None,
+        help="the worker's metrics endpoint (default: "
+        "http://127.0.0.1:STREAMS_OBSERVABILITY__METRICS_PORT, else 9108)",
+    )
+    status.add_argument(
+        "--interval",
+        type=float,
+        default=2.0,
+        help="seconds between scrapes (at least 0.5 while watching)",
+    )
+    status.add_argument(
+        "--once",
+        action="store_true",
+        help="print one table (rates over one interval) and exit",
+    )
+    status.set_defaults(handler=_status)
     return parser
 
 
