@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,6 +16,7 @@ from pydantic import SecretStr
 
 from streams import paths
 from streams.demo.ledger import Coordinates, OutputLedger
+from streams.demo.local_services import SimulatorProcess, start_simulator
 from streams.kafka.topics import ensure_topics
 from streams.settings import KafkaSettings, LLMSettings, Settings, WorkerSettings
 
@@ -56,6 +59,17 @@ class Isolated:
             self.settings.kafka.dead_letter_topic,
             from_beginning=True,
         )
+
+
+@contextlib.contextmanager
+def own_simulator(log_dir: Path, *args: str) -> Iterator[SimulatorProcess]:
+    """A simulator process of this test's own, with the given options."""
+    with (log_dir / "simulator.log").open("wb") as log:
+        process = start_simulator(list(args), log=log)
+        try:
+            yield process
+        finally:
+            process.stop()
 
 
 def isolate(

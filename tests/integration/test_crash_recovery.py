@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from streams.data.produce import produce_events
-from streams.demo.local_services import SimulatorProcess, start_simulator
-from tests.integration.harness import isolate, wait_for_outcomes
+from streams.demo.local_services import SimulatorProcess
+from tests.integration.harness import isolate, own_simulator, wait_for_outcomes
 
 pytestmark = pytest.mark.broker
 
@@ -24,12 +24,8 @@ KILLS = 2
 
 @pytest.fixture
 def slow_simulator(tmp_path: Path) -> Iterator[SimulatorProcess]:
-    with (tmp_path / "slow-simulator.log").open("wb") as log:
-        process = start_simulator(["--latency-mean-ms", "300"], log=log)
-        try:
-            yield process
-        finally:
-            process.stop()
+    with own_simulator(tmp_path, "--latency-mean-ms", "300") as process:
+        yield process
 
 
 def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:

@@ -10,9 +10,9 @@ import orjson
 import pytest
 from confluent_kafka import Message, Producer
 
-from streams.demo.local_services import SimulatorProcess, start_simulator
+from streams.demo.local_services import SimulatorProcess
 from streams.service import build_service
-from tests.integration.harness import isolate, run_worker_until
+from tests.integration.harness import isolate, own_simulator, run_worker_until
 from tests.unit.conftest import ticket_body
 
 pytestmark = pytest.mark.broker
@@ -22,14 +22,10 @@ RECORDS = 30
 
 @pytest.fixture
 def very_slow_simulator(tmp_path: Path) -> Iterator[SimulatorProcess]:
-    with (tmp_path / "simulator.log").open("wb") as log:
-        process = start_simulator(
-            ["--latency-mean-ms", "9000", "--latency-sigma", "0.05"], log=log
-        )
-        try:
-            yield process
-        finally:
-            process.stop()
+    with own_simulator(
+        tmp_path, "--latency-mean-ms", "9000", "--latency-sigma", "0.05"
+    ) as process:
+        yield process
 
 
 def test_nine_second_calls_with_a_six_second_poll_interval_keep_the_member(
