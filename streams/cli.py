@@ -1,7 +1,7 @@
 """The ``streams`` command line.
 
 Subcommands: ``broker start|stop|status``, ``simulate-llm``, ``topics``,
-``produce``, ``run`` and ``demo``. Every command reads the settings (file and
+``produce``, ``run``, ``demo``, ``status`` and ``dlq inspect|replay``. Every command reads the settings (file and
 environment, see :mod:`streams.settings`), so the same command runs against
 the local broker or a user's cluster.
 """
@@ -145,6 +145,36 @@ def _status(args: argparse.Namespace, settings: Settings) -> int:
     )
 
 
+def _dlq(args: argparse.Namespace, settings: Settings) -> int:
+    from datetime import UTC, datetime
+
+    from streams.dead_letters import (
+        Selection,
+        inspect_dead_letters,
+        replay_dead_letters,
+    )
+
+    since = args.since if args.last is None else datetime.now(UTC) - args.last
+    selection = Selection.of(
+        reasons=args.reason,
+        pipelines=args.pipeline,
+        event_ids=args.event_id,
+        since=since,
+        until=args.until,
+    )
+    if args.action == "inspect":
+        inspect_dead_letters(
+            settings,
+            selection=selection,
+            sample_size=args.sample,
+            show_payloads=args.show_payloads,
+            as_json=args.json,
+        )
+    else:
+        replay_dead_letters(settings, selection=selection, execute=args.execute)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     parser = argparse.ArgumentParser(
@@ -239,6 +269,70 @@ def build_parser() -> argparse.ArgumentParser:
         help="print one table (rates over one interval) and exit",
     )
     status.set_defaults(handler=_status)
+
+    from streams.dead_letters.selection import duration_argument, time_argument
+
+    dlq = commands.add_parser(
+        "dlq", help="inspect the dead-letter topic and replay records from it"
+    )
+    dlq_actions = dlq.add_subparsers(dest="action", required=True)
+    dlq_inspect = dlq_actions.add_parser(
+        "inspect", help="counts by reason, pipeline, stage and hour, with a sample"
+    )
+    dlq_window = dlq_inspect.add_mutually_exclusive_group()
+    dlq_window.add_argument(
+        "--since",
+        type=time_argument,
+        metavar="ISO",
+        help="only records dead-lettered since then",
+    )
+    dlq_window.add_argument(
+        "--last",
+        type=duration_argument,
+        metavar="DURATION",
+        help="only records dead-lettered this recently, e.g. 2h, 30m, 1d",
+    )
+    dlq_replay = dlq_actions.add_parser(
+        "replay", help="produce dead letters back to their topics (dry run first)"
+    )
+    dlq_replay.add_argument(
+        "--since",
+        type=time_argument,
+        metavar="ISO",
+        help="only records dead-lettered since then",
+    )
+    dlq_replay.add_argument(
+        "--until",
+        type=time_argument,
+        metavar="ISO",
+        help="only records dead-lettered before then",
+    )
+    for action in (dlq_inspect, dlq_replay):
+        action.add_argument(
+            "--reason", action="extend", nargs="+", metavar="R", help="error reasons"
+        )
+        action.add_argument(
+            "--pipeline", action="extend", nargs="+", metavar="P", help="pipelines"
+        )
+    dlq_inspect.add_argument(
+        "--sample", type=int, default=10, metavar="N", help="newest records shown"
+    )
+    dlq_inspect.add_argument(
+        "--show-payloads",
+        action="store_true",
+        help="show sampled keys and values (UTF-8 text or hex, first 500 bytes)",
+    )
+    dlq_inspect.add_argument("--json", action="store_true", help="one JSON object")
+    dlq_inspect.set_defaults(handler=_dlq, event_id=None, until=None)
+    dlq_replay.add_argument(
+        "--event-id", action="extend", nargs="+", metavar="ID", help="event ids"
+    )
+    dlq_replay.add_argument(
+        "--execute",
+        action="store_true",
+        help="produce the records; without it nothing is written",
+    )
+    dlq_replay.set_defaults(handler=_dlq, last=None)
     return parser
 
 
