@@ -113,6 +113,18 @@ def _server_properties(settings: BrokerSettings, data_dir: Path) -> str:
     return "".join(f"{key}={value}\n" for key, value in lines.items())
 
 
+def new_cluster_id() -> str:
+    """A random KRaft cluster id: a UUID in URL-safe base64, 22 characters.
+
+    An id starting with ``-`` would be read as an option by the storage tool,
+    so such draws are repeated (Kafka's own generator does the same).
+    """
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
 def _java(settings: BrokerSettings, libs_dir: Path, *args: str) -> list[str]:
     java = shutil.which("java")
     if java is None:
@@ -177,7 +189,7 @@ def start_broker(settings: BrokerSettings) -> BrokerStatus:
     log_config = resources.files("streams.broker").joinpath("log4j2.properties")
     (settings.state_dir / "log4j2.properties").write_text(log_config.read_text())
 
-    cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    cluster_id = new_cluster_id()
     formatted = subprocess.run(
         _java(
             settings,
