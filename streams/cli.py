@@ -1,9 +1,10 @@
 """The ``streams`` command line.
 
 Subcommands: ``broker start|stop|status``, ``simulate-llm``, ``topics``,
-``produce``, ``run``, ``demo``, ``status`` and ``dlq inspect|replay``. Every command reads the settings (file and
-environment, see :mod:`streams.settings`), so the same command runs against
-the local broker or a user's cluster.
+``produce``, ``run``, ``demo``, ``status`` and ``dlq inspect|replay``. Every
+command reads the settings (file and environment, see
+:mod:`streams.settings`), so the same command runs against the local broker
+or a user's cluster.
 """
 
 from __future__ import annotations
