@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -105,8 +106,17 @@ def _produce(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.broker.runtime import is_reachable
     from streams.service import build_service, create_worker_topics, run_until_signal
 
+    bootstrap = settings.kafka.bootstrap_servers
+    if not is_reachable(settings.kafka.common_config(), timeout_s=10):
+        print(
+            f"streams run: cannot reach Kafka at {bootstrap}: start the local broker "
+            "with `streams broker start`, or set STREAMS_KAFKA__BOOTSTRAP_SERVERS",
+            file=sys.stderr,
+        )
+        return 1
     service = build_service(settings)
     if args.create_topics:
         create_worker_topics(settings, service.pipelines)
@@ -337,9 +347,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs one subcommand; returns the process exit code."""
     args = build_parser().parse_args(argv)
+    # SIGTERM unwinds like Ctrl-C, so whatever a command started is stopped.
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         settings = load_settings()
     except Exception as exc:  # any invalid setting ends here, explained
@@ -374,6 +390,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"streams {args.command}: Kafka error: {exc.args[0].str()}", file=sys.stderr
         )
         return 1
+    except OSError as exc:
+        print(f"streams {args.command}: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
+        print(f"streams {args.command}: interrupted", file=sys.stderr)
         return 130
     return result

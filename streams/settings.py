@@ -284,9 +284,10 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         """Adds the YAML file below the environment."""
-        config_file = Path(
-            os.environ.get("STREAMS_CONFIG", paths.CONFIG_DIR / "streams.yaml")
-        )
+        named = os.environ.get("STREAMS_CONFIG")
+        config_file = Path(named) if named else paths.CONFIG_DIR / "streams.yaml"
+        if named and not config_file.is_file():
+            raise ValueError(f"STREAMS_CONFIG names {named}, which is not a file")
         yaml_source = YamlConfigSettingsSource(settings_cls, yaml_file=config_file)
         return (init_settings, env_settings, yaml_source)
 

@@ -18,9 +18,11 @@ import socket
 import subprocess
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from confluent_kafka.admin import AdminClient
 
@@ -143,9 +145,19 @@ def _java(settings: BrokerSettings, libs_dir: Path, *args: str) -> list[str]:
     ]
 
 
-def is_reachable(bootstrap: str, timeout_s: float = 3.0) -> bool:
-    """Whether an Admin client can describe the cluster at ``bootstrap``."""
-    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})
+def is_reachable(cluster: str | Mapping[str, Any], timeout_s: float = 3.0) -> bool:
+    """Whether an Admin client can describe the cluster.
+
+    Args:
+        cluster: A bootstrap address, or full client properties (security
+            settings included) for a cluster that needs them.
+        timeout_s: How long to wait for an answer.
+    """
+    config = (
+        {"bootstrap.servers": cluster} if isinstance(cluster, str) else dict(cluster)
+    )
+    # A probe that fails is expected; librdkafka need not print why.
+    admin = AdminClient({**config, "log_level": 0})
     try:
         admin.list_topics(timeout=timeout_s)
     except Exception:  # any failure means "not reachable yet"
@@ -223,7 +235,20 @@ def start_broker(settings: BrokerSettings) -> BrokerStatus:
     _pid_file(settings).write_text(str(process.pid))
     logger.info("broker.starting pid=%d bootstrap=%s", process.pid, bootstrap)
 
-    deadline = time.monotonic() + settings.start_timeout_s
+    try:
+        _wait_until_ready(process, bootstrap, log_file, settings.start_timeout_s)
+    except BaseException:
+        # Failed, or interrupted (Ctrl-C) while waiting: leave no broker behind.
+        stop_broker(settings)
+        raise
+    logger.info("broker.started pid=%d bootstrap=%s", process.pid, bootstrap)
+    return BrokerStatus(True, process.pid, bootstrap, log_file)
+
+
+def _wait_until_ready(
+    process: subprocess.Popen[bytes], bootstrap: str, log_file: Path, timeout_s: float
+) -> None:
+    deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
             tail = log_file.read_text(errors="replace")[-3000:]
@@ -231,13 +256,10 @@ def start_broker(settings: BrokerSettings) -> BrokerStatus:
                 f"the broker exited with code {process.returncode}:\n{tail}"
             )
         if is_reachable(bootstrap, timeout_s=2.0):
-            logger.info("broker.started pid=%d bootstrap=%s", process.pid, bootstrap)
-            return BrokerStatus(True, process.pid, bootstrap, log_file)
+            return
         time.sleep(0.5)
-    stop_broker(settings)
     raise ConfigurationError(
-        f"the broker did not answer within {settings.start_timeout_s:.0f} s; "
-        f"see {log_file}"
+        f"the broker did not answer within {timeout_s:.0f} s; see {log_file}"
     )
 
 

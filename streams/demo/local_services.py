@@ -80,6 +80,9 @@ def start_simulator(
         stdout=subprocess.PIPE,
         stderr=log if log is not None else subprocess.DEVNULL,
         stdin=subprocess.DEVNULL,
+        # Its own session: a Ctrl-C at the terminal reaches the demo, which
+        # then stops the simulator after the worker, not before.
+        start_new_session=True,
     )
     assert process.stdout is not None  # stdout is a pipe
     deadline = time.monotonic() + SIMULATOR_START_TIMEOUT_S
@@ -98,20 +101,44 @@ def start_simulator(
     return SimulatorProcess(process=process, url=url, args=extra)
 
 
+def with_local_broker(settings: Settings) -> Settings:
+    """Points the default bootstrap at the local broker's configured port.
+
+    ``STREAMS_BROKER__PORT`` moves the local broker; a run that names no
+    cluster of its own then talks to it there.
+    """
+    local = f"{settings.broker.host}:{settings.broker.port}"
+    if settings.kafka.bootstrap_servers != LOCAL_BOOTSTRAP or local == LOCAL_BOOTSTRAP:
+        return settings
+    kafka = settings.kafka.model_copy(update={"bootstrap_servers": local})
+    return settings.model_copy(update={"kafka": kafka})
+
+
 def ensure_broker(settings: Settings) -> bool:
-    """Starts the local broker unless an external cluster is configured.
+    """Starts the local broker unless a cluster answers at the bootstrap address.
+
+    Call it with :func:`with_local_broker`'s settings.
 
     Returns:
         Whether a broker was started here (and should be stopped after).
+
+    Raises:
+        ConfigurationError: An external cluster is configured and does not answer.
     """
-    if settings.kafka.bootstrap_servers != LOCAL_BOOTSTRAP:
-        if not is_reachable(settings.kafka.bootstrap_servers, timeout_s=10):
-            bootstrap = settings.kafka.bootstrap_servers
+    bootstrap = settings.kafka.bootstrap_servers
+    local = f"{settings.broker.host}:{settings.broker.port}"
+    if bootstrap != local:
+        if not is_reachable(settings.kafka.common_config(), timeout_s=10):
             raise ConfigurationError(
-                f"the Kafka cluster at {bootstrap} does not answer"
+                f"the Kafka cluster at {bootstrap} does not answer; check "
+                "STREAMS_KAFKA__BOOTSTRAP_SERVERS, or unset it to use a local broker"
             )
         return False
-    if is_reachable(LOCAL_BOOTSTRAP, timeout_s=1):
+    if is_reachable(bootstrap, timeout_s=1):
+        logger.warning(
+            "broker.reused bootstrap=%s consequence=earlier_topic_data_is_kept",
+            bootstrap,
+        )
         return False
     start_broker(settings.broker)
     return True

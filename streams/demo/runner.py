@@ -37,6 +37,7 @@ from streams.demo.local_services import (
     ensure_broker,
     release_broker,
     start_simulator,
+    with_local_broker,
 )
 from streams.observability.health_server import HealthServer
 from streams.pipeline.config import load_pipelines
@@ -130,6 +131,10 @@ async def _run_until_accounted(
             f"http://{observability.metrics_host}:{health.port})"
         )
     stop = asyncio.Event()
+    interrupted = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, interrupted.set)
     worker_task = asyncio.create_task(service.worker.run(stop))
     expected: set[Coordinates] = {
         (r.topic, r.partition, r.offset) for r in report.records
@@ -145,7 +150,11 @@ async def _run_until_accounted(
     try:
         with Progress(*columns, console=console, transient=False) as progress:
             bar = progress.add_task("records", total=len(expected), detail="")
-            while time.monotonic() < deadline and not worker_task.done():
+            while (
+                time.monotonic() < deadline
+                and not worker_task.done()
+                and not interrupted.is_set()
+            ):
                 await asyncio.to_thread(ledger.poll, 0.3)
                 done = len(expected) - len(ledger.missing(expected))
                 stats = service.worker.stats
@@ -157,10 +166,17 @@ async def _run_until_accounted(
                 )
                 if done == len(expected):
                     break
-        if hold and health is not None:
+        if interrupted.is_set():
+            console.print(
+                "interrupted: stopping the worker; unfinished records stay "
+                "uncommitted and are redone by the next run"
+            )
+        elif hold and health is not None:
             console.print("every record is accounted for; metrics stay up until Ctrl-C")
-            await _wait_for_interrupt()
+            await interrupted.wait()
     finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
         stop.set()
         await worker_task
         await service.chat.close()
@@ -168,19 +184,6 @@ async def _run_until_accounted(
             await health.stop()
     ledger.poll(1.0)
     return service.worker.stats.llm_calls, service.worker.stats.retries
-
-
-async def _wait_for_interrupt() -> None:
-    """Returns on SIGINT or SIGTERM."""
-    interrupted = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, interrupted.set)
-    try:
-        await interrupted.wait()
-    finally:
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(signum)
 
 
 def run_demo(
@@ -196,6 +199,7 @@ def run_demo(
 ) -> dict[str, Any]:
     """Runs the demo end to end and returns its summary."""
     console = console or Console(stderr=True)
+    settings = with_local_broker(settings)
     started_broker = ensure_broker(settings)
     simulator: SimulatorProcess | None = None
     try:

@@ -11,11 +11,13 @@ from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
+from streams.broker.runtime import is_reachable
 from streams.errors import ConfigurationError
 
 logger = logging.getLogger(__name__)
 
 ADMIN_TIMEOUT_S = 30.0
+REACH_TIMEOUT_S = 10.0
 
 
 def ensure_topics(
@@ -41,6 +43,12 @@ def ensure_topics(
     Raises:
         ConfigurationError: The cluster is unreachable or refused a topic.
     """
+    bootstrap = client_config.get("bootstrap.servers")
+    if not is_reachable(client_config, timeout_s=REACH_TIMEOUT_S):
+        raise ConfigurationError(
+            f"cannot reach Kafka at {bootstrap}: start the local broker with "
+            "`streams broker start`, or set STREAMS_KAFKA__BOOTSTRAP_SERVERS"
+        )
     admin = AdminClient(client_config)
     try:
         existing = set(admin.list_topics(timeout=ADMIN_TIMEOUT_S).topics)

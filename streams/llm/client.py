@@ -150,8 +150,9 @@ class ChatClient:
         api_key = settings.api_key.get_secret_value() if settings.api_key else None
         if not api_key:
             raise ConfigurationError(
-                "no LLM API key: set DEEPSEEK_API_KEY, or run the simulator "
-                "(streams simulate-llm) and set DEEPSEEK_BASE_URL to it"
+                "no LLM API key: set DEEPSEEK_API_KEY. For the local simulator "
+                "(streams simulate-llm --port 8089) any value works: "
+                "DEEPSEEK_API_KEY=local DEEPSEEK_BASE_URL=http://127.0.0.1:8089"
             )
         self._client = openai.AsyncOpenAI(
             api_key=api_key,
