@@ -63,11 +63,17 @@ class RecordProducer:
 
     Args:
         config: librdkafka producer properties.
+        on_backpressure: Called each time the local queue is full and a send
+            waits, for metrics.
     """
 
-    def __init__(self, config: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        config: dict[str, Any],
+        on_backpressure: Callable[[], None] | None = None,
+    ) -> None:
         self._producer = Producer(config)
-        self.backpressure_waits = 0
+        self._on_backpressure = on_backpressure
 
     def poll(self) -> int:
         """Serves delivery reports; never blocks."""
@@ -118,7 +124,8 @@ class RecordProducer:
                 )
                 break
             except BufferError:
-                self.backpressure_waits += 1
+                if self._on_backpressure is not None:
+                    self._on_backpressure()
                 self._producer.poll(0)
                 await asyncio.sleep(BACKPRESSURE_WAIT_S)
             except KafkaException as exc:

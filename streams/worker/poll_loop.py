@@ -94,7 +94,10 @@ class Worker:
         consumer_config = settings.kafka.consumer_config()
         consumer_config["on_commit"] = self._on_commit
         self._consumer = consumer_factory(consumer_config)
-        self._producer = RecordProducer(settings.kafka.producer_config())
+        self._producer = RecordProducer(
+            settings.kafka.producer_config(),
+            on_backpressure=self.metrics.produce_backpressure.inc,
+        )
         self._processor = RecordProcessor(
             settings,
             enricher=enricher,
@@ -111,7 +114,6 @@ class Worker:
         self._fatal: BaseException | None = None
         self._last_commit = 0.0
         self._commit_sent_at = 0.0
-        self.assigned_once = asyncio.Event()
         self.last_poll = time.monotonic()
         """When the poll loop last ran; the liveness probe reads it."""
 
@@ -127,8 +129,6 @@ class Worker:
             len(partitions),
             ",".join(f"{tp.topic}[{tp.partition}]" for tp in partitions),
         )
-        if partitions:
-            self.assigned_once.set()
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         keys = [(tp.topic, tp.partition) for tp in partitions]

@@ -287,6 +287,9 @@ class RecordProcessor:
             return False
         self._stats.enriched += 1
         self._metrics.records_enriched.labels(pipeline.name, dedup).inc()
+        if not logger.isEnabledFor(logging.DEBUG):
+            return True
+        own_call = dedup == "miss"
         logger.debug(
             "record.enriched pipeline=%s topic=%s partition=%d offset=%d "
             "event_id=%s hash=%s dedup=%s attempts=%d duration_s=%.3f tokens=%d "
@@ -298,12 +301,12 @@ class RecordProcessor:
             event.event_id,
             event_hash[:12],
             dedup,
-            enrichment.attempts if dedup == "miss" else 0,
-            enrichment.latency_s if dedup == "miss" else 0.0,
+            enrichment.attempts if own_call else 0,
+            enrichment.latency_s if own_call else 0.0,
             enrichment.usage.prompt_tokens + enrichment.usage.completion_tokens
-            if dedup == "miss"
+            if own_call
             else 0,
-            enrichment.cost_usd if dedup == "miss" else 0.0,
+            enrichment.cost_usd if own_call else 0.0,
         )
         return True
 
