@@ -12,6 +12,12 @@ the judgement of each answer:
 * a JSON object the output schema rejects: dead-lettered at once
   (``output_schema_violation``).
 
+A transient failure that leaves the endpoint's circuit open (the one that
+opened it, and every one while it is open or probing) is the provider's
+fault, not the event's: it is not counted as an attempt, and the call waits
+for the circuit like an account-level failure does. So an outage pauses work
+instead of dead-lettering it.
+
 Every attempt's tokens are billed, so usage and cost add up over attempts and
 travel with a failure too. This module imports neither Kafka nor HTTP.
 """
@@ -34,7 +40,7 @@ from streams.errors import (
     RetryableError,
     StreamsError,
 )
-from streams.llm.circuit_breaker import CircuitBreaker
+from streams.llm.circuit_breaker import CircuitBreaker, CircuitState
 from streams.llm.client import AccountError, ChatRequest, ChatResponse
 from streams.llm.pricing import PriceList
 from streams.llm.retry_policy import RetryPolicy
@@ -225,6 +231,11 @@ class Enricher:
                 continue
             except RetryableError as exc:
                 self._breaker.record_failure(account_level=False, probe=probe)
+                if self._breaker.state is not CircuitState.CLOSED:
+                    # The endpoint is failing, not this event: like an account
+                    # error, the attempt is not counted and admit() waits.
+                    self._notify(pipeline, exc.reason, started, Usage())
+                    continue
                 error = exc
             except PermanentError as exc:
                 self._breaker.record_success(probe)

@@ -196,3 +196,19 @@ def test_a_cancelled_probe_does_not_make_waiters_spin() -> None:
         return busy
 
     assert asyncio.run(scenario()) < 0.2
+
+
+def test_an_outage_pauses_the_event_instead_of_using_up_its_attempts(
+    pipelines: dict[str, Pipeline],
+) -> None:
+    """Ten 503s in a row open the circuit; only the failures before it count."""
+    unavailable = RetryableError("503", reason="service_unavailable", status=503)
+    model = ScriptedModel([*[unavailable] * 10, answer()])
+    enricher, breaker = make_enricher(
+        model, failure_threshold=2, cooldown_s=0.01, max_cooldown_s=0.02
+    )
+    event = decode_event(ticket_bytes(), pipelines["tickets"])
+    enrichment = asyncio.run(enricher.enrich(pipelines["tickets"], event))
+    assert len(model.requests) == 11
+    assert enrichment.attempts == 2  # one counted failure, then the answer
+    assert breaker.state is CircuitState.CLOSED
