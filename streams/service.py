@@ -17,6 +17,7 @@ from streams.observability.health_server import HealthServer
 from streams.observability.metrics import Metrics, status_class
 from streams.pipeline.config import Pipeline, load_pipelines
 from streams.pipeline.enricher import Enricher
+from streams.pipeline.packing import PackingRouter
 from streams.settings import Settings
 from streams.worker import Worker, WorkerStats
 
@@ -80,17 +81,25 @@ def build_service(settings: Settings, metrics: Metrics | None = None) -> Service
     metrics.llm_in_flight_limit.labels("all").set(settings.llm.max_in_flight)
     _create_series(metrics, pipelines)
     metrics.records_buffered_limit.set(settings.worker.max_buffered)
+
+    def observe_pack(pipeline: str, outcome: str, items: int) -> None:
+        metrics.llm_packed_items.labels(pipeline, outcome).inc(items)
+
+    prices = PriceList(settings.pricing)
     enricher = Enricher(
         chat,
         policy=RetryPolicy.from_settings(settings.llm),
         breaker=breaker,
-        prices=PriceList(settings.pricing),
+        prices=prices,
         max_in_flight=settings.llm.max_in_flight,
         model_override=settings.llm.model,
         observe_attempt=observe_attempt,
         observe_retry=observe_retry,
     )
-    worker = Worker(settings, pipelines, enricher, metrics=metrics)
+    # Pipelines with a packing section share calls; the others go straight
+    # to the enricher.
+    router = PackingRouter(enricher, prices, pipelines.values(), observe=observe_pack)
+    worker = Worker(settings, pipelines, router, metrics=metrics)
     return Service(
         worker=worker,
         chat=chat,
@@ -116,6 +125,9 @@ def _create_series(metrics: Metrics, pipelines: dict[str, Pipeline]) -> None:
         for kind in ("cache_hit", "cache_miss", "completion", "reasoning"):
             metrics.llm_tokens.labels(name, kind)
         metrics.llm_cost.labels(name)
+        if pipeline.config.packing is not None:
+            for outcome in ("answered", "retried_alone", "fallback", "alone"):
+                metrics.llm_packed_items.labels(name, outcome)
 
 
 def create_worker_topics(settings: Settings, pipelines: dict[str, Pipeline]) -> None:

@@ -170,6 +170,13 @@ class Metrics:
             ["pipeline", "reason"],
             registry=r,
         )
+        self.llm_packed_items = Counter(
+            "streams_llm_packed_items_total",
+            "Events of packing pipelines by how they left a pack: answered, "
+            "retried_alone, fallback or alone.",
+            ["pipeline", "outcome"],
+            registry=r,
+        )
         self.circuit_state = Gauge(
             "streams_circuit_state",
             "LLM circuit: 0 closed, 1 half open, 2 open.",

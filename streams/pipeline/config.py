@@ -3,7 +3,8 @@
 A pipeline names its input topic, the JSON Schemas of what it reads and what
 the model must return, the model and its ``max_tokens``, the fields that are
 hashed for deduplication, the fields rendered into the prompt, the fields
-masked before text leaves the process, and the fixed instructions.
+masked before text leaves the process, the fixed instructions and, optionally,
+how several events are packed into one request (``packing``; absent = off).
 """
 
 from __future__ import annotations
@@ -27,6 +28,32 @@ logger = logging.getLogger(__name__)
 Validator = Callable[[Any], Any]
 
 
+class PackingConfig(BaseModel):
+    """How a pipeline packs several events into one LLM request.
+
+    A pack is sent when it holds ``max_items`` events, when the next event
+    would push its estimated prompt past ``max_prompt_tokens``, or
+    ``max_wait_ms`` after its first event arrived, whichever comes first. An
+    event too long to share a request goes alone.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    max_items: int = Field(8, ge=2, le=64, description="Events per request, at most.")
+    max_prompt_tokens: int = Field(
+        3000, ge=64, description="Estimated prompt tokens of one packed request."
+    )
+    max_wait_ms: float = Field(
+        20.0, ge=0.0, le=10_000.0, description="Longest wait for a pack to fill."
+    )
+    max_completion_tokens: int = Field(
+        8192,
+        ge=16,
+        le=384_000,
+        description="Cap of a packed request's max_tokens (max_tokens x items).",
+    )
+
+
 class PipelineConfig(BaseModel):
     """One pipeline's file, as written in ``config/pipelines/``."""
 
@@ -44,6 +71,9 @@ class PipelineConfig(BaseModel):
     redact_fields: list[str] = Field(default_factory=list)
     prompt_version: int = Field(1, ge=1, description="Part of the content hash.")
     instructions: str = Field(min_length=1)
+    packing: PackingConfig | None = Field(
+        None, description="Several events per request; absent = one per request."
+    )
 
 
 @dataclass(frozen=True)

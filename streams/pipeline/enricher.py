@@ -29,7 +29,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import fastjsonschema
 
@@ -52,6 +52,7 @@ from streams.pipeline.prompt import build_messages
 logger = logging.getLogger(__name__)
 
 MAX_TOKENS_GROWTH = 4
+JudgedT = TypeVar("JudgedT")
 
 
 class ChatModel(Protocol):
@@ -106,6 +107,28 @@ class EnrichmentFailed(PermanentError):
         self.usage = usage
         self.cost_usd = cost_usd
         self.model = model
+
+
+class EventEnricher(Protocol):
+    """What the worker needs from the enrichment step (an Enricher, or a router)."""
+
+    @property
+    def calls(self) -> int:
+        """LLM calls made so far."""
+        ...
+
+    @property
+    def retries(self) -> int:
+        """Retries scheduled so far."""
+        ...
+
+    def model_for(self, pipeline: Pipeline) -> str:
+        """The model this pipeline's calls use."""
+        ...
+
+    async def enrich(self, pipeline: Pipeline, event: Event) -> Enrichment:
+        """Enriches one event; raises EnrichmentFailed when it cannot."""
+        ...
 
 
 AttemptObserver = Callable[[str, str, float, Usage], None]
@@ -304,6 +327,51 @@ class Enricher:
             )
             await asyncio.sleep(delay)
             active_s += delay
+
+    async def call_once(
+        self,
+        pipeline: Pipeline,
+        request: ChatRequest,
+        judge: Callable[[ChatResponse], tuple[JudgedT, str]],
+    ) -> tuple[ChatResponse, JudgedT]:
+        """Makes one call outside the retry loop, for a caller that owns recovery.
+
+        Request packing uses it: a packed request that fails is not retried as
+        a whole, its events are enriched one by one instead. The call waits for
+        the circuit, holds the same in-flight slots as :meth:`enrich`, and
+        reports its outcome to the circuit breaker and the attempt observer.
+        ``judge`` reads the answer and returns its verdict together with the
+        outcome to report (``ok``, or a reason such as ``blank_content``).
+
+        Returns:
+            The answer and the verdict of ``judge`` on it.
+
+        Raises:
+            RetryableError: Transient, or an account failure (AccountError).
+            PermanentError: The request was refused.
+            FatalError: The configuration is unusable; the worker stops.
+        """
+        probe = await self._breaker.admit()
+        started = time.monotonic()
+        try:
+            response = await self._attempt(pipeline, request)
+        except RetryableError as exc:
+            account_level = isinstance(exc, AccountError)
+            self._breaker.record_failure(account_level=account_level, probe=probe)
+            self._notify(pipeline, exc.reason, started, Usage())
+            raise
+        except PermanentError as exc:
+            self._breaker.record_success(probe)
+            self._notify(pipeline, exc.reason, started, Usage())
+            raise
+        except BaseException:
+            if probe:
+                self._breaker.release_probe()
+            raise
+        self._breaker.record_success(probe)
+        judged, outcome = judge(response)
+        self._notify(pipeline, outcome, started, response.usage)
+        return response, judged
 
     @staticmethod
     def _warn_on_reasoning(

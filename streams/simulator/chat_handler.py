@@ -4,8 +4,10 @@ A request is checked in the order DeepSeek checks it (API key, body,
 parameters), then numbered; its number and the seed decide its fault and
 latency. HTTP error faults answer at once; content faults and normal
 answers wait the simulated latency; connection faults take over the
-exchange (see ``fault_responses``). Prompt cache accounting happens when
-the request arrives, so it follows arrival order.
+exchange (see ``fault_responses``). A packed request (several events, see
+``packed``) gets one answer with an element per item, usage counted for the
+whole request; item faults damage one element. Prompt cache accounting
+happens when the request arrives, so it follows arrival order.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from streams.simulator.answers import build_answer, render_answer
+from streams.simulator.answers import render_answer
 from streams.simulator.chat_request import (
     ChatRequest,
     RequestRejected,
@@ -31,6 +33,7 @@ from streams.simulator.fault_responses import (
     never_answer,
     slow_drip,
 )
+from streams.simulator.packed import answer_request
 from streams.simulator.prompt_cache import render_prompt
 from streams.simulator.state import STATE_KEY, RequestTicket, SimulatorState
 
@@ -148,7 +151,9 @@ async def _act_out(
         )
 
     cache = state.prompt_cache.account(render_prompt(chat.messages))
-    answer = render_answer(build_answer(chat.text_of("system"), chat.text_of("user")))
+    answer = render_answer(
+        answer_request(chat.text_of("system"), chat.text_of("user"), fault, ticket.rng)
+    )
     parts = shape_completion(answer, fault, chat.max_tokens, ticket.rng)
     state.stats.tokens_used(cache, parts.completion_tokens)
     payload = completion_body(

@@ -1,7 +1,7 @@
 """The catalogue of faults the simulator can inject, and what each one looks like.
 
 Every kind reproduces a failure that DeepSeek clients meet in production. They
-fall into three groups, which decide how the server acts them out:
+fall into four groups, which decide how the server acts them out:
 
 - HTTP error faults answer at once with an error status and a DeepSeek-like
   error body (``rate_limited``, ``server_error``, ``overloaded``,
@@ -11,6 +11,9 @@ fall into three groups, which decide how the server acts them out:
   ``reasoning_only``).
 - Connection faults misbehave at the transport level (``keepalive_then_close``,
   ``never_answers``, ``slow_drip``).
+- Item faults damage one item of a packed answer (``packed_item_dropped``
+  leaves it out, ``packed_item_malformed`` leaves out one of its keys); a
+  request that is not packed is answered normally.
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ class FaultKind(StrEnum):
     KEEPALIVE_THEN_CLOSE = "keepalive_then_close"
     NEVER_ANSWERS = "never_answers"
     SLOW_DRIP = "slow_drip"
+    PACKED_ITEM_DROPPED = "packed_item_dropped"
+    PACKED_ITEM_MALFORMED = "packed_item_malformed"
 
 
 @dataclass(frozen=True)
@@ -121,3 +126,8 @@ CONTENT_FAULTS: frozenset[FaultKind] = frozenset(
     }
 )
 """Faults that answer HTTP 200 with a broken completion."""
+
+ITEM_FAULTS: frozenset[FaultKind] = frozenset(
+    {FaultKind.PACKED_ITEM_DROPPED, FaultKind.PACKED_ITEM_MALFORMED}
+)
+"""Faults that damage one item of a packed answer and nothing else."""

@@ -52,7 +52,7 @@ from streams.kafka.producer import RecordProducer
 from streams.observability.metrics import Metrics
 from streams.pipeline.config import Pipeline
 from streams.pipeline.deduplication import Deduplicator
-from streams.pipeline.enricher import Enricher, Enrichment
+from streams.pipeline.enricher import Enrichment, EventEnricher
 from streams.settings import Settings
 from streams.worker.record_processor import RecordProcessor, source_of
 from streams.worker.stats import WorkerStats
@@ -72,7 +72,7 @@ class Worker:
     Args:
         settings: The service settings.
         pipelines: Pipelines keyed by input topic.
-        enricher: Calls the model.
+        enricher: Calls the model (an Enricher, or a PackingRouter).
         metrics: Where to count; a fresh registry when None.
         consumer_factory: Builds the consumer (tests inject a wrapped one).
     """
@@ -81,7 +81,7 @@ class Worker:
         self,
         settings: Settings,
         pipelines: dict[str, Pipeline],
-        enricher: Enricher,
+        enricher: EventEnricher,
         *,
         metrics: Metrics | None = None,
         consumer_factory: Callable[[dict[str, Any]], Consumer] = Consumer,

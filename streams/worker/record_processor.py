@@ -35,7 +35,7 @@ from streams.pipeline.config import Pipeline
 from streams.pipeline.content_hash import content_hash
 from streams.pipeline.decode import Event, decode_event
 from streams.pipeline.deduplication import Deduplicator
-from streams.pipeline.enricher import Enricher, Enrichment, EnrichmentFailed
+from streams.pipeline.enricher import Enrichment, EnrichmentFailed, EventEnricher
 from streams.pipeline.output import DedupKind, build_enriched_record
 from streams.settings import Settings
 from streams.worker.stats import WorkerStats
@@ -74,7 +74,7 @@ class RecordProcessor:
 
     Args:
         settings: Topics, group and size limits.
-        enricher: Calls the model.
+        enricher: Calls the model (an Enricher, or a PackingRouter).
         deduplicator: Result cache and calls in flight.
         producer: Sends output and dead letters.
         metrics: Where to count.
@@ -85,7 +85,7 @@ class RecordProcessor:
         self,
         settings: Settings,
         *,
-        enricher: Enricher,
+        enricher: EventEnricher,
         deduplicator: Deduplicator[Enrichment],
         producer: RecordProducer,
         metrics: Metrics,
