@@ -168,6 +168,10 @@ def test_a_packed_pipeline_with_spoiled_items_enriches_every_ticket(
     assert_everything_enriched_once_and_valid(run)
     events = len(run.report.records)
     requests = run.simulator["requests_total"]
+    print(
+        "packing with spoiled items:",
+        json.dumps({"events": events, "llm_calls": requests, **run.packed_items}),
+    )
     assert requests == run.llm_calls
     assert requests < events / 2, (requests, events)
     assert run.packed_items["retried_alone"] > 0
