@@ -140,6 +140,14 @@ class RequestPacker:
             self._settings.max_items,
             self._settings.max_completion_tokens // per_item_budget,
         )
+        if self._max_items < 2:
+            logger.warning(
+                "packing.disabled pipeline=%s max_tokens=%d max_completion_tokens=%d "
+                "consequence=every_event_sent_alone",
+                pipeline.name,
+                per_item_budget,
+                self._settings.max_completion_tokens,
+            )
         self._pending: list[_Item] = []
         self._pending_tokens = 0
         self._timer: asyncio.TimerHandle | None = None

@@ -433,3 +433,17 @@ def test_prompt_tokens_split_evenly_and_completion_by_answer_bytes() -> None:
     assert [s.prompt_cache_hit_tokens for s in shares] == [43, 43, 42]
     assert [s.prompt_cache_miss_tokens for s in shares] == [11, 10, 10]
     assert [s.completion_tokens for s in shares] == [75, 25, 0]
+
+
+def test_a_cap_below_two_items_sends_every_event_alone(
+    pipelines: dict[str, Pipeline],
+) -> None:
+    pipeline = packing(pipelines["tickets"], max_completion_tokens=500)
+    model = ItemModel()
+    router = make_router(model, pipeline)
+
+    results = enrich_all(router, pipeline, events(pipeline, 3))
+
+    assert all(isinstance(result, Enrichment) for result in results)
+    assert len(model.single()) == 3 and not model.packed()
+    assert router.packers[pipeline.name].stats.alone == 3
