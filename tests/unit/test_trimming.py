@@ -6,6 +6,8 @@ import asyncio
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from streams import paths
 from streams.data.sample import load_pipeline_events
@@ -270,3 +272,18 @@ def test_the_record_says_it_was_trimmed_and_hashes_the_original(
     assert record["data"]["body"] == body_of(event)
     assert event_hash == content_hash(pipeline, event, "deepseek-flash")
     compile_schema(paths.SCHEMAS_DIR, "enriched_event.schema.json")(record)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    text=st.text(min_size=1, max_size=1500),
+    limit=st.integers(min_value=32, max_value=300),
+)
+def test_trimmed_text_never_exceeds_the_limit(text: str, limit: int) -> None:
+    fields = [("subject", "Demande"), ("body", text)]
+    trimmed, trim = trim_fields(fields, limit, join_fields)
+    assert token_count.count_tokens(join_fields(trimmed)) <= limit
+    if trim is None:
+        assert trimmed == fields
+    else:
+        assert trim.sent_tokens <= limit < trim.original_tokens
