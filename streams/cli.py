@@ -1,7 +1,8 @@
 """The ``streams`` command line.
 
 Subcommands: ``broker start|stop|status``, ``simulate-llm``, ``topics``,
-``produce``, ``run``, ``demo``, ``status`` and ``dlq inspect|replay``. Every
+``produce``, ``run``, ``demo``, ``cost-report``, ``status`` and ``dlq
+inspect|replay``. Every
 command reads the settings (file and environment, see
 :mod:`streams.settings`), so the same command runs against the local broker
 or a user's cluster.
@@ -145,6 +146,18 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
     return 0 if balanced and summary["lost"] == 0 else 1
 
 
+def _cost_report(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.cost_report import run_cost_report
+
+    run_cost_report(
+        settings,
+        duplicate_ratio=args.duplicate_ratio,
+        limit=args.limit,
+        json_path=args.json,
+    )
+    return 0
+
+
 def _status(args: argparse.Namespace, settings: Settings) -> int:
     from streams.status import configured_topics, default_url, watch_status
 
@@ -258,6 +271,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="keep the worker and its metrics up after the run, until Ctrl-C",
     )
     demo.set_defaults(handler=_demo)
+
+    cost = commands.add_parser(
+        "cost-report",
+        help="cost per 1,000 tickets, naive against ours, on a local simulator",
+    )
+    cost.add_argument("--limit", type=int, default=None, help="tickets to read")
+    cost.add_argument("--duplicate-ratio", type=float, default=0.1)
+    cost.add_argument("--json", type=Path, default=None, help="also write JSON here")
+    cost.set_defaults(handler=_cost_report)
 
     status = commands.add_parser(
         "status", help="live view of a worker's lag, throughput, errors and cost"

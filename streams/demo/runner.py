@@ -68,7 +68,7 @@ def summarise(
     """The run summary, computed from what reached the output topics."""
     expected = {(r.topic, r.partition, r.offset): r for r in report.records}
     enriched = dead_lettered = deduplicated = duplicates = unexpected = 0
-    hit_tokens = miss_tokens = completion_tokens = 0
+    hit_tokens = miss_tokens = completion_tokens = reasoning_tokens = trimmed = 0
     cost = 0.0
     reasons: Counter[str] = Counter()
     for coordinates, produced in expected.items():
@@ -80,6 +80,7 @@ def summarise(
         if first.kind == "enriched":
             enriched += 1
             deduplicated += first.dedup in ("hit", "joined")
+            trimmed += "trimmed" in first.metadata
         else:
             dead_lettered += 1
             reasons[first.reason or "unknown"] += 1
@@ -90,6 +91,7 @@ def summarise(
             hit_tokens += usage.get("prompt_cache_hit_tokens", 0)
             miss_tokens += usage.get("prompt_cache_miss_tokens", 0)
             completion_tokens += usage.get("completion_tokens", 0)
+            reasoning_tokens += usage.get("reasoning_tokens", 0)
             cost += outcome.metadata.get("cost_usd", 0.0)
             cost += float(outcome.headers.get("dlq.cost.usd", b"0") or b"0")
     return {
@@ -106,6 +108,8 @@ def summarise(
         "prompt_cache_hit_tokens": hit_tokens,
         "prompt_cache_miss_tokens": miss_tokens,
         "completion_tokens": completion_tokens,
+        "reasoning_tokens": reasoning_tokens,
+        "trimmed": trimmed,
         "cost_usd": round(cost, 8),
         "elapsed_s": round(elapsed_s, 2),
     }

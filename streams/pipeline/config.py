@@ -3,7 +3,8 @@
 A pipeline names its input topic, the JSON Schemas of what it reads and what
 the model must return, the model and its ``max_tokens``, the fields that are
 hashed for deduplication, the fields rendered into the prompt, the fields
-masked before text leaves the process, the fixed instructions and, optionally,
+masked before text leaves the process, the fixed instructions, when set the
+most tokens an event's text may take before it is trimmed, and, optionally,
 how several events are packed into one request (``packing``; absent = off).
 """
 
@@ -70,6 +71,15 @@ class PipelineConfig(BaseModel):
     prompt_fields: list[str] = Field(min_length=1)
     redact_fields: list[str] = Field(default_factory=list)
     prompt_version: int = Field(1, ge=1, description="Part of the content hash.")
+    input_token_limit: int | None = Field(
+        None,
+        ge=32,
+        description=(
+            "Most tokens the event text (the user message) may take; longer "
+            "text is trimmed before sending (streams/pipeline/trimming.py). "
+            "None sends every event whole."
+        ),
+    )
     instructions: str = Field(min_length=1)
     packing: PackingConfig | None = Field(
         None, description="Several events per request; absent = one per request."

@@ -47,7 +47,8 @@ from streams.llm.retry_policy import RetryPolicy
 from streams.llm.usage import Usage
 from streams.pipeline.config import Pipeline, schema_problem
 from streams.pipeline.decode import Event
-from streams.pipeline.prompt import build_messages
+from streams.pipeline.prompt import build_prompt
+from streams.pipeline.trimming import Trim
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +75,7 @@ class Enrichment:
     latency_s: float
     attempts: int
     request_id: str | None
+    trimmed: Trim | None = None
 
 
 class EnrichmentFailed(PermanentError):
@@ -233,7 +235,18 @@ class Enricher:
         """
         model = self.model_for(pipeline)
         max_tokens = pipeline.config.max_tokens
-        messages = build_messages(pipeline, event)
+        prompt = build_prompt(pipeline, event)
+        messages = prompt.messages
+        if prompt.trimmed is not None:
+            logger.debug(
+                "prompt.trimmed pipeline=%s event_id=%s original_tokens=%d "
+                "sent_tokens=%d steps=%s",
+                pipeline.name,
+                event.event_id,
+                prompt.trimmed.original_tokens,
+                prompt.trimmed.sent_tokens,
+                ",".join(prompt.trimmed.steps),
+            )
         usage = Usage()
         attempts = 0
         active_s = 0.0  # time in attempts and backoffs; circuit waits excluded
@@ -290,6 +303,7 @@ class Enricher:
                     latency_s=active_s,
                     attempts=attempts,
                     request_id=response.request_id,
+                    trimmed=prompt.trimmed,
                 )
 
             if isinstance(error, LLMBadOutputError) and error.grow_max_tokens:

@@ -10,6 +10,10 @@ event as it came, plus ``enrichment`` (the model's validated answer) and
 * ``usage`` and ``cost_usd``: what this record's own calls spent (zero for
   ``hit`` and ``joined``), ``latency_ms`` and ``attempts`` likewise;
 * ``request_id``: the provider's id of the answer used;
+* ``trimmed`` (only when the event text was trimmed to the pipeline's
+  ``input_token_limit``): ``original_tokens``, ``sent_tokens`` and the
+  ``steps`` taken; a ``hit`` or ``joined`` record carries the trimming of
+  the call it reuses, which is the same content's;
 * ``source``: topic, partition, offset and timestamp of the input record;
 * ``enriched_at``: when the record was built (RFC 3339, UTC).
 
@@ -61,4 +65,6 @@ def build_enriched_record(
         .isoformat(timespec="milliseconds")
         .replace("+00:00", "Z"),
     }
+    if enrichment.trimmed is not None:
+        record["enrichment_metadata"]["trimmed"] = enrichment.trimmed.as_dict()
     return json_codec.dumps(record)

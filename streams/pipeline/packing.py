@@ -13,6 +13,8 @@ What goes alone, through the normal single-event path
 (:meth:`Enricher.enrich`, with its retries):
 
 * an event whose estimated request is too long to share one;
+* an event whose text is over the pipeline's ``input_token_limit``, so it is
+  trimmed the way a single request trims it;
 * an event whose text contains an item marker (``<item``, ``</item``);
 * a pack that closes with a single event;
 * an item whose answer is missing, repeated or outside the output schema
@@ -46,6 +48,7 @@ from typing import Any
 from streams.errors import PermanentError, RetryableError
 from streams.llm.client import ChatRequest
 from streams.llm.pricing import PriceList
+from streams.llm.token_count import fits_within
 from streams.llm.usage import Usage
 from streams.pipeline.config import PackingConfig, Pipeline
 from streams.pipeline.decode import Event
@@ -162,10 +165,12 @@ class RequestPacker:
                 include the event's share of a packed call.
         """
         text = render_event_text(self._pipeline, event)
+        limit = self._pipeline.config.input_token_limit
         tokens = estimate_tokens(text) + ITEM_OVERHEAD_TOKENS
         if (
             self._max_items < 2
             or ITEM_MARKER.search(text)
+            or (limit is not None and not fits_within(text, limit))
             or self._base_tokens + tokens > self._settings.max_prompt_tokens
         ):
             self._count("alone", 1)

@@ -425,12 +425,22 @@ class Worker:
         self._commit(list(self._offsets), asynchronous=False)
         self._consumer.close()
         self._producer.close()
+        self.stats.llm_calls = self._enricher.calls
+        usage = self.stats.usage
         logger.info(
             "worker.stopped abandoned=%d undelivered=%d consumed=%d enriched=%d "
-            "dead_lettered=%d",
+            "dead_lettered=%d llm_calls=%d prompt_cache_hit_tokens=%d "
+            "prompt_cache_miss_tokens=%d completion_tokens=%d reasoning_tokens=%d "
+            "cost_usd=%.6f",
             len(abandoned),
             undelivered,
             self.stats.consumed,
             self.stats.enriched,
             self.stats.dead_lettered,
+            self.stats.llm_calls,
+            usage.prompt_cache_hit_tokens,
+            usage.prompt_cache_miss_tokens,
+            usage.completion_tokens,
+            usage.reasoning_tokens,
+            self.stats.cost_usd,
         )

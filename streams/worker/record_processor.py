@@ -191,6 +191,7 @@ class RecordProcessor:
             enrichment = await self._enricher.enrich(pipeline, event)
         except EnrichmentFailed as exc:
             self._dedup.fail(event_hash, lease, exc)
+            self._stats.usage = self._stats.usage + exc.usage
             self._count_spend(pipeline, exc.cost_usd)
             await self._dead_letter(
                 source,

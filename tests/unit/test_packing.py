@@ -23,6 +23,7 @@ from streams.pipeline.decode import Event, decode_event
 from streams.pipeline.enricher import Enricher, Enrichment, EnrichmentFailed
 from streams.pipeline.packed_request import (
     PACKING_INSTRUCTION,
+    estimate_tokens,
     split_by_weight,
     split_usage,
 )
@@ -202,7 +203,11 @@ def test_the_token_limit_closes_packs_early_and_long_events_go_alone(
     pipelines: dict[str, Pipeline],
 ) -> None:
     base = pipelines["tickets"]
-    pipeline = packing(base, max_items=8, max_prompt_tokens=420, max_wait_ms=30)
+    fixed = estimate_tokens(base.config.instructions) + estimate_tokens(
+        PACKING_INSTRUCTION
+    )
+    # Room for about two 30-word items beside the fixed text, not four.
+    pipeline = packing(base, max_items=8, max_prompt_tokens=fixed + 120, max_wait_ms=30)
     model = ItemModel()
     short = events(pipeline, 4, words=30)
     long = events(pipeline, 1, words=600)
@@ -447,3 +452,23 @@ def test_a_cap_below_two_items_sends_every_event_alone(
     assert all(isinstance(result, Enrichment) for result in results)
     assert len(model.single()) == 3 and not model.packed()
     assert router.packers[pipeline.name].stats.alone == 3
+
+
+def test_an_event_over_the_input_token_limit_goes_alone_and_is_trimmed(
+    pipelines: dict[str, Pipeline],
+) -> None:
+    base = pipelines["tickets"]
+    limited = dataclasses.replace(
+        base, config=base.config.model_copy(update={"input_token_limit": 64})
+    )
+    pipeline = packing(limited, max_items=8, max_wait_ms=30)
+    model = ItemModel()
+    short = events(pipeline, 3, words=9)
+    long = events(pipeline, 1, words=300)
+
+    results = enrich_all(make_router(model, pipeline), pipeline, short + long)
+
+    (alone,) = model.single()
+    assert "[...]" in alone.messages[1]["content"]  # cut by the trimming rule
+    assert isinstance(results[-1], Enrichment)
+    assert results[-1].trimmed is not None
