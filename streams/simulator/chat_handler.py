@@ -34,7 +34,6 @@ from streams.simulator.fault_responses import (
     slow_drip,
 )
 from streams.simulator.packed import answer_request
-from streams.simulator.prompt_cache import render_prompt
 from streams.simulator.state import STATE_KEY, RequestTicket, SimulatorState
 
 logger = logging.getLogger(__name__)
@@ -150,7 +149,7 @@ async def _act_out(
             faults.keepalive_duration_s,
         )
 
-    cache = state.prompt_cache.account(render_prompt(chat.messages))
+    cache = state.prompt_cache.account_messages(chat.messages)
     answer = render_answer(
         answer_request(chat.text_of("system"), chat.text_of("user"), fault, ticket.rng)
     )

@@ -8,6 +8,7 @@ value may continue over the following lines until the next known label.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from enum import StrEnum
@@ -94,16 +95,21 @@ def parse_requested_keys(system_text: str) -> list[str]:
     Returns:
         The key names; empty when no "exactly these keys:" sentence is found.
     """
+    return list(_requested_keys(system_text))
+
+
+@functools.lru_cache(maxsize=64)
+def _requested_keys(system_text: str) -> tuple[str, ...]:
     match = _KEYS_SENTENCE.search(system_text)
     if match is None:
-        return []
+        return ()
 
     keys: list[str] = []
     for piece in _KEY_SEPARATOR.split(match.group("keys")):
         name = piece.strip(_KEY_DECORATION).rstrip(".:")
         if _KEY_NAME.match(name) and name not in keys:
             keys.append(name)
-    return keys
+    return tuple(keys)
 
 
 def parse_event_fields(user_text: str) -> EventFields:

@@ -162,3 +162,16 @@ def test_hits_are_whole_blocks_and_counts_add_up(first: str, second: str) -> Non
     assert usage.hit_tokens + usage.miss_tokens == count_tokens(_prompt(second))
     if first == second:
         assert usage.hit_tokens == (usage.prompt_tokens // BLOCK_TOKENS) * BLOCK_TOKENS
+
+
+@settings(max_examples=200)
+@given(st.text(), st.text(), st.text())
+def test_accounting_message_by_message_matches_the_whole_prompt(
+    system: str, first: str, second: str
+) -> None:
+    whole, by_message = PromptCache(), PromptCache()
+    for user in (first, second, first):
+        messages = [("system", SYSTEM + system), ("user", user)]
+        assert by_message.account_messages(messages) == whole.account(
+            render_prompt(messages)
+        )
