@@ -3,7 +3,9 @@
 A pipeline names its input topic, the JSON Schemas of what it reads and what
 the model must return, the model and its ``max_tokens``, the fields that are
 hashed for deduplication, the fields rendered into the prompt, the fields
-masked before text leaves the process, and the fixed instructions.
+masked before text leaves the process, and the fixed instructions. Optional
+limits: spend budgets per calendar UTC hour and day, and whether the pipeline
+may wait out the provider's peak hours (see :mod:`streams.pipeline.gate`).
 """
 
 from __future__ import annotations
@@ -44,6 +46,21 @@ class PipelineConfig(BaseModel):
     redact_fields: list[str] = Field(default_factory=list)
     prompt_version: int = Field(1, ge=1, description="Part of the content hash.")
     instructions: str = Field(min_length=1)
+    budget_usd_per_hour: float | None = Field(
+        None,
+        gt=0,
+        description="Spend per calendar UTC hour; the pipeline pauses once reached.",
+    )
+    budget_usd_per_day: float | None = Field(
+        None,
+        gt=0,
+        description="Spend per calendar UTC day; the pipeline pauses once reached.",
+    )
+    deferrable: bool = Field(
+        False,
+        description="Wait out the provider's peak hours (pricing.peak_windows) "
+        "with partitions paused; false: urgent, never deferred.",
+    )
 
 
 @dataclass(frozen=True)
