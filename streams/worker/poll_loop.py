@@ -19,7 +19,8 @@ pipeline (spend budget reached, or peak hours for a deferrable one), its
 partitions are paused while polling continues, and resumed when it opens. That
 paused set is kept apart from the back-pressure one: neither resumes a
 partition the other holds. Records already received wait in the enricher,
-uncommitted.
+uncommitted; they do not count against ``max_buffered`` (see
+:attr:`Worker.intake_buffered`), so a closed pipeline cannot stall the others.
 
 Offsets: see :mod:`streams.kafka.offset_tracker`. Commits carry explicit
 offsets. Periodic commits are asynchronous and one at a time, so a slow broker
@@ -194,6 +195,22 @@ class Worker:
         return sum(offsets.uncommitted for offsets in self._offsets.values())
 
     @property
+    def intake_buffered(self) -> int:
+        """Buffered records that count against ``max_buffered``.
+
+        Records of partitions paused for a closed pipeline are left out: those
+        partitions take nothing more until it opens, and counting their records
+        would let one closed pipeline stall the open ones. So up to
+        ``max_buffered`` more records can be uncommitted while a pipeline is
+        closed.
+        """
+        return sum(
+            offsets.uncommitted
+            for key, offsets in self._offsets.items()
+            if key not in self._gate_paused
+        )
+
+    @property
     def in_flight(self) -> int:
         """Records received and not finished."""
         return sum(offsets.pending for offsets in self._offsets.values())
@@ -252,7 +269,7 @@ class Worker:
 
     def _apply_backpressure(self) -> None:
         assigned = set(self._offsets)
-        buffered = self.buffered
+        buffered = self.intake_buffered
         bound = self._settings.worker.max_buffered
         if self._intake_stopped or buffered >= bound:
             to_pause = assigned - self._paused
@@ -272,7 +289,7 @@ class Worker:
             )
             self._paused.clear()
         self.metrics.records_in_flight.set(self.in_flight)
-        self.metrics.records_buffered.set(buffered)
+        self.metrics.records_buffered.set(self.buffered)
         self.metrics.partitions_paused.set(len(self._paused))
 
     def _apply_gate(self) -> None:
@@ -406,14 +423,14 @@ class Worker:
     def _poll_once(self) -> int:
         self._producer.poll()
         # Never take more than the bound allows; one record keeps the call alive.
-        room = self._settings.worker.max_buffered - self.buffered
+        room = self._settings.worker.max_buffered - self.intake_buffered
         messages = self._consumer.consume(
             num_messages=max(1, min(CONSUME_BATCH, room)), timeout=0
         )
         for message in messages:
             self._accept(message)
-        self._apply_backpressure()
         self._apply_gate()
+        self._apply_backpressure()
         now = time.monotonic()
         interval = self._settings.worker.commit_interval_s
         half_full = self.buffered >= self._settings.worker.max_buffered // 2

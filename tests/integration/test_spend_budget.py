@@ -61,7 +61,9 @@ def test_a_pipeline_over_its_hourly_budget_pauses_while_another_is_enriched(
         kafka_bootstrap,
         simulator.url,
         kafka={"session_timeout_ms": 6_000, "max_poll_interval_ms": 6_000},
-        worker={"shutdown_grace_s": 1.0},
+        # A bound smaller than the tickets received before the budget ran out:
+        # the held tickets must not stall the emails.
+        worker={"shutdown_grace_s": 1.0, "max_buffered": 10},
         # One call at a time, so the first answer spends the whole budget
         # before a second call can go out.
         pipeline_fields={
