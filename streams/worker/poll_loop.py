@@ -200,9 +200,9 @@ class Worker:
 
         Records of partitions paused for a closed pipeline are left out: those
         partitions take nothing more until it opens, and counting their records
-        would let one closed pipeline stall the open ones. So up to
-        ``max_buffered`` more records can be uncommitted while a pipeline is
-        closed.
+        would let one closed pipeline stall the open ones. So each closed
+        pipeline can hold up to ``max_buffered`` uncommitted records on top of
+        the bound.
         """
         return sum(
             offsets.uncommitted
