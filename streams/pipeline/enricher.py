@@ -225,7 +225,7 @@ class Enricher:
 
     async def _attempt(self, pipeline: Pipeline, request: ChatRequest) -> ChatResponse:
         async with self._slots(pipeline):
-            if self._gate is not None and self._gate.closure(pipeline.name):
+            if self._gate is not None and self._gate.closure(pipeline.name) is not None:
                 raise _GateClosed
             permit = (
                 await self._rate_limiter.acquire(request)

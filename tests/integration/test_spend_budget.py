@@ -6,6 +6,7 @@ import asyncio
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from confluent_kafka import Consumer, TopicPartition
@@ -17,7 +18,7 @@ from tests.integration.harness import Isolated, isolate
 
 pytestmark = pytest.mark.broker
 
-PER_SOURCE = 15
+PER_SOURCE = 30
 HOLD_S = 8.0
 """How long the worker keeps running once the open pipeline is done: longer
 than the session timeout, so a member that stopped polling would be evicted."""
@@ -29,6 +30,39 @@ def wait_past_the_top_of_the_hour() -> None:
     left_s = 3600 - (now.minute * 60 + now.second)
     if left_s < 90:
         time.sleep(left_s + 1)
+
+
+class RecordingConsumer:
+    """The worker's consumer, with every pause and resume written down."""
+
+    def __init__(self, inner: Consumer) -> None:
+        self._inner = inner
+        self.calls: list[tuple[str, frozenset[tuple[str, int]]]] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def pause(self, partitions: list[TopicPartition]) -> None:
+        self._note("pause", partitions)
+        self._inner.pause(partitions)
+
+    def resume(self, partitions: list[TopicPartition]) -> None:
+        self._note("resume", partitions)
+        self._inner.resume(partitions)
+
+    def _note(self, call: str, partitions: list[TopicPartition]) -> None:
+        self.calls.append(
+            (call, frozenset((tp.topic, tp.partition) for tp in partitions))
+        )
+
+    def after_first_pause_of(
+        self, keys: set[tuple[str, int]]
+    ) -> list[tuple[str, frozenset[tuple[str, int]]]]:
+        """The calls after the first pause of exactly ``keys``."""
+        for index, (call, partitions) in enumerate(self.calls):
+            if call == "pause" and partitions == keys:
+                return self.calls[index + 1 :]
+        raise AssertionError(f"{sorted(keys)} were never paused on their own")
 
 
 def committed_records(isolated: Isolated, topic: str) -> int:
@@ -63,7 +97,7 @@ def test_a_pipeline_over_its_hourly_budget_pauses_while_another_is_enriched(
         kafka={"session_timeout_ms": 6_000, "max_poll_interval_ms": 6_000},
         # A bound smaller than the tickets received before the budget ran out:
         # the held tickets must not stall the emails.
-        worker={"shutdown_grace_s": 1.0, "max_buffered": 10},
+        worker={"shutdown_grace_s": 1.0, "max_buffered": 6},
         # One call at a time, so the first answer spends the whole budget
         # before a second call can go out.
         pipeline_fields={
@@ -94,6 +128,11 @@ def test_a_pipeline_over_its_hourly_budget_pauses_while_another_is_enriched(
 
     service = build_service(settings)
     registry = service.worker.metrics.registry
+    # Back-pressure pauses and resumes every partition many times with a bound
+    # of 6; it must never resume a partition the budget paused. The worker
+    # builds its own consumer, so the wrapper goes in after construction.
+    recorder = RecordingConsumer(service.worker._consumer)
+    service.worker._consumer = recorder  # type: ignore[assignment]  # a recording wrapper
     ledger = isolated.ledger()
     during: dict[str, float | None] = {}
 
@@ -152,6 +191,15 @@ def test_a_pipeline_over_its_hourly_budget_pauses_while_another_is_enriched(
         for o in outcomes
     )
     assert committed_records(isolated, tickets_topic) <= 1
+    # The budget paused the tickets partitions on their own; back-pressure
+    # paused and resumed all partitions after that, but never resumed those.
+    tickets_partitions = {(tickets_topic, partition) for partition in range(3)}
+    later = recorder.after_first_pause_of(tickets_partitions)
+    assert any(call == "resume" for call, _ in later)
+    assert not any(
+        call == "resume" and partitions & tickets_partitions
+        for call, partitions in later
+    )
     assert committed_records(isolated, emails_topic) == len(emails)
     # What an operator sees while it is paused; the member stayed in its group.
     assert during == {
