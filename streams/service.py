@@ -10,15 +10,18 @@ from dataclasses import dataclass
 from streams.kafka.topics import ensure_topics
 from streams.llm.circuit_breaker import CircuitBreaker, CircuitState
 from streams.llm.client import ChatClient
+from streams.llm.concurrency import AdaptiveLimit
 from streams.llm.pricing import PriceList
+from streams.llm.rate_limit import RateLimiter
 from streams.llm.retry_policy import RetryPolicy
 from streams.llm.usage import Usage
 from streams.observability.health_server import HealthServer
 from streams.observability.metrics import Metrics, status_class
 from streams.pipeline.config import Pipeline, load_pipelines
 from streams.pipeline.enricher import Enricher
+from streams.pipeline.gate import PipelineGate
 from streams.pipeline.packing import PackingRouter
-from streams.settings import Settings
+from streams.settings import LLMSettings, Settings
 from streams.worker import Worker, WorkerStats
 
 logger = logging.getLogger(__name__)
@@ -86,6 +89,7 @@ def build_service(settings: Settings, metrics: Metrics | None = None) -> Service
         metrics.llm_packed_items.labels(pipeline, outcome).inc(items)
 
     prices = PriceList(settings.pricing)
+    gate = PipelineGate(pipelines.values(), prices, metrics=metrics)
     enricher = Enricher(
         chat,
         policy=RetryPolicy.from_settings(settings.llm),
@@ -95,17 +99,54 @@ def build_service(settings: Settings, metrics: Metrics | None = None) -> Service
         model_override=settings.llm.model,
         observe_attempt=observe_attempt,
         observe_retry=observe_retry,
+        concurrency=build_concurrency_limit(settings.llm, metrics),
+        rate_limiter=build_rate_limiter(settings.llm, metrics),
+        gate=gate,
     )
     # Pipelines with a packing section share calls; the others go straight
     # to the enricher.
     router = PackingRouter(enricher, prices, pipelines.values(), observe=observe_pack)
-    worker = Worker(settings, pipelines, router, metrics=metrics)
+    worker = Worker(settings, pipelines, router, metrics=metrics, gate=gate)
     return Service(
         worker=worker,
         chat=chat,
         breaker=breaker,
         pipelines=pipelines,
         settings=settings,
+    )
+
+
+def build_concurrency_limit(llm: LLMSettings, metrics: Metrics) -> AdaptiveLimit:
+    """The overall in-flight limit: adaptive, or fixed at ``max_in_flight``."""
+
+    def limit_changed(limit: int, cause: str) -> None:
+        metrics.llm_in_flight_limit.labels("all").set(limit)
+        metrics.llm_concurrency_changes.labels(cause).inc()
+
+    for cause in ("increase", "rate_limited", "overloaded", "latency"):
+        metrics.llm_concurrency_changes.labels(cause)
+    return AdaptiveLimit(
+        floor=llm.concurrency_floor if llm.adaptive_concurrency else llm.max_in_flight,
+        ceiling=llm.max_in_flight,
+        decrease_factor=llm.concurrency_decrease_factor,
+        cooldown_s=llm.concurrency_cooldown_s,
+        latency_target_s=llm.latency_target_s,
+        on_change=limit_changed,
+    )
+
+
+def build_rate_limiter(llm: LLMSettings, metrics: Metrics) -> RateLimiter | None:
+    """The requests and tokens per minute limits; None when neither is set."""
+    if llm.requests_per_minute is None and llm.tokens_per_minute is None:
+        return None
+
+    def waited(limit: str, seconds: float) -> None:
+        metrics.llm_rate_limit_wait.labels(limit).inc(seconds)
+
+    return RateLimiter(
+        requests_per_minute=llm.requests_per_minute,
+        tokens_per_minute=llm.tokens_per_minute,
+        on_wait=waited,
     )
 
 

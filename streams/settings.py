@@ -145,7 +145,39 @@ class LLMSettings(Section):
         300.0, gt=0, description="Total time one event may spend in LLM attempts."
     )
     max_in_flight: int = Field(
-        256, ge=1, description="LLM calls in flight across all pipelines."
+        256,
+        ge=1,
+        description="LLM calls in flight across all pipelines; the ceiling of the "
+        "adaptive limit.",
+    )
+    adaptive_concurrency: bool = Field(
+        True,
+        description="Lower the in-flight limit on 429, 503 and high latency, raise "
+        "it again after successes; off: the limit stays at max_in_flight.",
+    )
+    concurrency_floor: int = Field(
+        8, ge=1, description="The adaptive limit never goes below this."
+    )
+    concurrency_decrease_factor: float = Field(
+        0.7, gt=0, lt=1, description="One decrease multiplies the limit by this."
+    )
+    concurrency_cooldown_s: float = Field(
+        5.0, ge=0, description="Least time between two decreases of the limit."
+    )
+    latency_target_s: float | None = Field(
+        None,
+        gt=0,
+        description="Smoothed answer latency above which the limit decreases; "
+        "latency is not used when unset.",
+    )
+    requests_per_minute: float | None = Field(
+        None, gt=0, description="Calls per minute, all pipelines; no limit when unset."
+    )
+    tokens_per_minute: float | None = Field(
+        None,
+        gt=0,
+        description="Prompt plus completion tokens per minute, all pipelines, "
+        "estimated before each call and corrected from usage; no limit when unset.",
     )
     disable_thinking: bool = Field(
         True, description="Send thinking disabled; extraction needs no reasoning."

@@ -62,6 +62,26 @@ class PriceList:
         extra = (self._settings.peak_multiplier - 1.0) * peak_minutes
         return 1.0 + extra / _MINUTES_PER_WEEK
 
+    def peak_ends(self, at: datetime) -> datetime | None:
+        """When the peak that ``at`` falls in ends; None when ``at`` is off-peak.
+
+        Adjacent or overlapping windows count as one peak: the search steps
+        from one window's end to the next, at most a week of steps.
+        """
+        moment = at.astimezone(UTC)
+        if not self.is_peak(moment):
+            return None
+        for _ in range(7 * 24):
+            ends = [
+                datetime.combine(moment.date(), end, UTC)
+                for weekdays, start, end in self._windows
+                if moment.weekday() in weekdays and start <= moment.time() < end
+            ]
+            if not ends:
+                return moment
+            moment = max(ends)
+        return moment
+
     def base_cost_usd(self, model: str, usage: Usage) -> float:
         """The off-peak price of ``usage`` on ``model`` (multiplier 1)."""
         price = self._settings.models.get(model)

@@ -102,7 +102,48 @@ class Metrics:
         )
         self.llm_in_flight_limit = Gauge(
             "streams_llm_in_flight_limit",
-            "Most LLM calls in flight, per pipeline and overall (pipeline=all).",
+            "Most LLM calls in flight, per pipeline and overall (pipeline=all); "
+            "the overall limit adapts between llm.concurrency_floor and "
+            "llm.max_in_flight.",
+            ["pipeline"],
+            registry=r,
+        )
+        self.llm_concurrency_changes = Counter(
+            "streams_llm_concurrency_changes_total",
+            "Changes of the adaptive in-flight limit, by cause: increase, "
+            "rate_limited, overloaded, latency.",
+            ["cause"],
+            registry=r,
+        )
+        self.llm_rate_limit_wait = Counter(
+            "streams_llm_rate_limit_wait_seconds_total",
+            "Time calls waited for the requests or tokens per minute limit.",
+            ["limit"],
+            registry=r,
+        )
+        self.budget = Gauge(
+            "streams_budget_usd",
+            "A pipeline's spend budget per calendar UTC window (hour, day).",
+            ["pipeline", "window"],
+            registry=r,
+        )
+        self.budget_remaining = Gauge(
+            "streams_budget_remaining_usd",
+            "Spend budget left in the current calendar UTC window (hour, day).",
+            ["pipeline", "window"],
+            registry=r,
+        )
+        self.pipeline_paused = Gauge(
+            "streams_pipeline_paused",
+            "1 while a pipeline's calls wait and its partitions are paused, by "
+            "reason: budget_hour, budget_day, peak_hours.",
+            ["pipeline", "reason"],
+            registry=r,
+        )
+        self.pipeline_partitions_paused = Gauge(
+            "streams_pipeline_partitions_paused",
+            "Partitions paused because their pipeline is closed (budget or "
+            "peak hours); not counted in streams_partitions_paused.",
             ["pipeline"],
             registry=r,
         )

@@ -6,6 +6,9 @@ hashed for deduplication, the fields rendered into the prompt, the fields
 masked before text leaves the process, the fixed instructions, when set the
 most tokens an event's text may take before it is trimmed, and, optionally,
 how several events are packed into one request (``packing``; absent = off).
+Optional limits: spend budgets per calendar UTC hour and day, and whether the
+pipeline may wait out the provider's peak hours (see
+:mod:`streams.pipeline.gate`).
 """
 
 from __future__ import annotations
@@ -83,6 +86,21 @@ class PipelineConfig(BaseModel):
     instructions: str = Field(min_length=1)
     packing: PackingConfig | None = Field(
         None, description="Several events per request; absent = one per request."
+    )
+    budget_usd_per_hour: float | None = Field(
+        None,
+        gt=0,
+        description="Spend per calendar UTC hour; the pipeline pauses once reached.",
+    )
+    budget_usd_per_day: float | None = Field(
+        None,
+        gt=0,
+        description="Spend per calendar UTC day; the pipeline pauses once reached.",
+    )
+    deferrable: bool = Field(
+        False,
+        description="Wait out the provider's peak hours (pricing.peak_windows) "
+        "with partitions paused; false: urgent, never deferred.",
     )
 
 

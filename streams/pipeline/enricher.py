@@ -1,8 +1,11 @@
 """The enrichment step: one event in, one validated enrichment out.
 
 It owns the retry loop around the chat model, the circuit breaker check
-before each attempt, the in-flight bounds (per pipeline and overall), and
-the judgement of each answer:
+before each attempt, the in-flight bounds (per pipeline, and overall through
+the adaptive limit of :mod:`streams.llm.concurrency`), the requests and tokens
+per minute (:mod:`streams.llm.rate_limit`), the pipeline gate (spend budgets
+and off-peak deferral, :mod:`streams.pipeline.gate`), and the judgement of
+each answer:
 
 * content null with reasoning present, or ``finish_reason="length"``:
   truncated; retried with ``max_tokens`` doubled, up to four times the
@@ -18,8 +21,14 @@ fault, not the event's: it is not counted as an attempt, and the call waits
 for the circuit like an account-level failure does. So an outage pauses work
 instead of dead-lettering it.
 
+A closed pipeline's calls wait before the circuit and the slots, and the gate
+is asked again just before sending, inside the pipeline's slot: a call that
+finds it closed there goes back to waiting without counting as an attempt, so
+at most the pipeline's ``max_concurrency`` calls overshoot a budget.
+
 Every attempt's tokens are billed, so usage and cost add up over attempts and
-travel with a failure too. This module imports neither Kafka nor HTTP.
+travel with a failure too; each attempt's cost counts towards the pipeline's
+spend budget. This module imports neither Kafka nor HTTP.
 """
 
 from __future__ import annotations
@@ -42,11 +51,14 @@ from streams.errors import (
 )
 from streams.llm.circuit_breaker import CircuitBreaker, CircuitState
 from streams.llm.client import AccountError, ChatRequest, ChatResponse
+from streams.llm.concurrency import AdaptiveLimit
 from streams.llm.pricing import PriceList
+from streams.llm.rate_limit import RateLimiter
 from streams.llm.retry_policy import RetryPolicy
 from streams.llm.usage import Usage
 from streams.pipeline.config import Pipeline, schema_problem
 from streams.pipeline.decode import Event
+from streams.pipeline.gate import PipelineGate
 from streams.pipeline.prompt import build_prompt
 from streams.pipeline.trimming import Trim
 
@@ -133,6 +145,10 @@ class EventEnricher(Protocol):
         ...
 
 
+class _GateClosed(Exception):
+    """The pipeline closed between waiting at the gate and sending."""
+
+
 AttemptObserver = Callable[[str, str, float, Usage], None]
 """Called after each attempt with (pipeline, outcome reason, seconds, usage)."""
 
@@ -179,10 +195,15 @@ class Enricher:
         policy: When to retry and how long to wait.
         breaker: The endpoint's circuit breaker.
         prices: The price list for cost accounting.
-        max_in_flight: Calls in flight across all pipelines.
+        max_in_flight: Calls in flight across all pipelines, when no
+            ``concurrency`` is given.
         model_override: A model that replaces every pipeline's model.
         observe_attempt: Optional per-attempt callback, for metrics.
         observe_retry: Optional callback with (pipeline, reason) per retry.
+        concurrency: The overall in-flight limit; a fixed one of
+            ``max_in_flight`` when None.
+        rate_limiter: Requests and tokens per minute; none when None.
+        gate: Spend budgets and off-peak deferral; none when None.
     """
 
     def __init__(
@@ -196,12 +217,19 @@ class Enricher:
         model_override: str | None = None,
         observe_attempt: AttemptObserver | None = None,
         observe_retry: Callable[[str, str], None] | None = None,
+        concurrency: AdaptiveLimit | None = None,
+        rate_limiter: RateLimiter | None = None,
+        gate: PipelineGate | None = None,
     ) -> None:
         self._chat = chat
         self._policy = policy
         self._breaker = breaker
         self._prices = prices
-        self._global_slots = asyncio.Semaphore(max_in_flight)
+        self._limit = concurrency or AdaptiveLimit(
+            floor=max_in_flight, ceiling=max_in_flight
+        )
+        self._rate_limiter = rate_limiter
+        self._gate = gate
         self._pipeline_slots: dict[str, asyncio.Semaphore] = {}
         self._model_override = model_override
         self._observe = observe_attempt
@@ -221,9 +249,29 @@ class Enricher:
         return slots
 
     async def _attempt(self, pipeline: Pipeline, request: ChatRequest) -> ChatResponse:
-        async with self._slots(pipeline), self._global_slots:
-            self.calls += 1
-            return await self._chat.complete(request)
+        async with self._slots(pipeline):
+            if self._gate is not None and self._gate.closure(pipeline.name) is not None:
+                raise _GateClosed
+            permit = (
+                await self._rate_limiter.acquire(request)
+                if self._rate_limiter is not None
+                else None
+            )
+            usage = Usage()
+            try:
+                async with self._limit.slot():
+                    self.calls += 1
+                    try:
+                        response = await self._chat.complete(request)
+                    except StreamsError as exc:
+                        self._limit.record_failure(exc.reason)
+                        raise
+                    self._limit.record_answer(response.latency_s)
+                    usage = response.usage
+                    return response
+            finally:
+                if permit is not None and self._rate_limiter is not None:
+                    self._rate_limiter.settle(permit, usage)
 
     async def enrich(self, pipeline: Pipeline, event: Event) -> Enrichment:
         """Enriches one event.
@@ -251,6 +299,8 @@ class Enricher:
         attempts = 0
         active_s = 0.0  # time in attempts and backoffs; circuit waits excluded
         while True:
+            if self._gate is not None:
+                await self._gate.wait_open(pipeline.name)
             probe = await self._breaker.admit()
             started = time.monotonic()
             response: ChatResponse | None = None
@@ -259,6 +309,10 @@ class Enricher:
                 response = await self._attempt(
                     pipeline, ChatRequest(model, messages, max_tokens)
                 )
+            except _GateClosed:
+                if probe:
+                    self._breaker.release_probe()
+                continue
             except AccountError as exc:
                 # Not the event's fault: the attempt is not counted, and the
                 # next admit() waits for the circuit to close.
@@ -353,7 +407,8 @@ class Enricher:
         Request packing uses it: a packed request that fails is not retried as
         a whole, its events are enriched one by one instead. The call waits for
         the circuit, holds the same in-flight slots as :meth:`enrich`, and
-        reports its outcome to the circuit breaker and the attempt observer.
+        reports its outcome to the circuit breaker and the attempt observer;
+        a closed pipeline gate holds it like it holds :meth:`enrich`.
         ``judge`` reads the answer and returns its verdict together with the
         outcome to report (``ok``, or a reason such as ``blank_content``).
 
@@ -365,23 +420,31 @@ class Enricher:
             PermanentError: The request was refused.
             FatalError: The configuration is unusable; the worker stops.
         """
-        probe = await self._breaker.admit()
-        started = time.monotonic()
-        try:
-            response = await self._attempt(pipeline, request)
-        except RetryableError as exc:
-            account_level = isinstance(exc, AccountError)
-            self._breaker.record_failure(account_level=account_level, probe=probe)
-            self._notify(pipeline, exc.reason, started, Usage())
-            raise
-        except PermanentError as exc:
-            self._breaker.record_success(probe)
-            self._notify(pipeline, exc.reason, started, Usage())
-            raise
-        except BaseException:
-            if probe:
-                self._breaker.release_probe()
-            raise
+        while True:
+            if self._gate is not None:
+                await self._gate.wait_open(pipeline.name)
+            probe = await self._breaker.admit()
+            started = time.monotonic()
+            try:
+                response = await self._attempt(pipeline, request)
+            except _GateClosed:
+                if probe:
+                    self._breaker.release_probe()
+                continue
+            except RetryableError as exc:
+                account_level = isinstance(exc, AccountError)
+                self._breaker.record_failure(account_level=account_level, probe=probe)
+                self._notify(pipeline, exc.reason, started, Usage())
+                raise
+            except PermanentError as exc:
+                self._breaker.record_success(probe)
+                self._notify(pipeline, exc.reason, started, Usage())
+                raise
+            except BaseException:
+                if probe:
+                    self._breaker.release_probe()
+                raise
+            break
         self._breaker.record_success(probe)
         judged, outcome = judge(response)
         self._notify(pipeline, outcome, started, response.usage)
@@ -403,5 +466,8 @@ class Enricher:
     def _notify(
         self, pipeline: Pipeline, outcome: str, started: float, usage: Usage
     ) -> None:
+        if self._gate is not None and usage.prompt_tokens + usage.completion_tokens:
+            cost_usd = self._prices.cost_usd(self.model_for(pipeline), usage)
+            self._gate.record_spend(pipeline.name, cost_usd)
         if self._observe is not None:
             self._observe(pipeline.name, outcome, time.monotonic() - started, usage)

@@ -14,6 +14,14 @@ uncommitted window, not only the unfinished records, bounds what a crash can
 make the next owner redo. Commits run every ``commit_interval_s``, and
 sooner while the window is more than half full.
 
+Closed pipelines: when a :class:`~streams.pipeline.gate.PipelineGate` closes a
+pipeline (spend budget reached, or peak hours for a deferrable one), its
+partitions are paused while polling continues, and resumed when it opens. That
+paused set is kept apart from the back-pressure one: neither resumes a
+partition the other holds. Records already received wait in the enricher,
+uncommitted; they do not count against ``max_buffered`` (see
+:attr:`Worker.intake_buffered`), so a closed pipeline cannot stall the others.
+
 Offsets: see :mod:`streams.kafka.offset_tracker`. Commits carry explicit
 offsets. Periodic commits are asynchronous and one at a time, so a slow broker
 never blocks the loop; revocation and shutdown commit synchronously.
@@ -53,6 +61,7 @@ from streams.observability.metrics import Metrics
 from streams.pipeline.config import Pipeline
 from streams.pipeline.deduplication import Deduplicator
 from streams.pipeline.enricher import Enrichment, EventEnricher
+from streams.pipeline.gate import PipelineGate
 from streams.settings import Settings
 from streams.worker.record_processor import RecordProcessor, source_of
 from streams.worker.stats import WorkerStats
@@ -75,6 +84,7 @@ class Worker:
         enricher: Calls the model (an Enricher, or a PackingRouter).
         metrics: Where to count; a fresh registry when None.
         consumer_factory: Builds the consumer (tests inject a wrapped one).
+        gate: Closes pipelines (budgets, peak hours); their partitions pause.
     """
 
     def __init__(
@@ -85,6 +95,7 @@ class Worker:
         *,
         metrics: Metrics | None = None,
         consumer_factory: Callable[[dict[str, Any]], Consumer] = Consumer,
+        gate: PipelineGate | None = None,
     ) -> None:
         self._settings = settings
         self._pipelines = pipelines
@@ -110,6 +121,8 @@ class Worker:
         self._tasks: dict[PartitionKey, set[asyncio.Task[None]]] = {}
         self._key_tails: dict[tuple[str, int, bytes | None], asyncio.Future[None]] = {}
         self._paused: set[PartitionKey] = set()
+        self._gate = gate
+        self._gate_paused: set[PartitionKey] = set()
         self._intake_stopped = False
         self._fatal: BaseException | None = None
         self._last_commit = 0.0
@@ -168,6 +181,7 @@ class Worker:
             for task in self._tasks.pop(key, set()):
                 task.cancel()
             self._paused.discard(key)
+            self._gate_paused.discard(key)
 
     # -- intake -----------------------------------------------------------------
 
@@ -179,6 +193,22 @@ class Worker:
         owner redo them, so bounding this bounds the duplicates after a crash.
         """
         return sum(offsets.uncommitted for offsets in self._offsets.values())
+
+    @property
+    def intake_buffered(self) -> int:
+        """Buffered records that count against ``max_buffered``.
+
+        Records of partitions paused for a closed pipeline are left out: those
+        partitions take nothing more until it opens, and counting their records
+        would let one closed pipeline stall the open ones. So each closed
+        pipeline can hold up to ``max_buffered`` uncommitted records on top of
+        the bound.
+        """
+        return sum(
+            offsets.uncommitted
+            for key, offsets in self._offsets.items()
+            if key not in self._gate_paused
+        )
 
     @property
     def in_flight(self) -> int:
@@ -239,7 +269,7 @@ class Worker:
 
     def _apply_backpressure(self) -> None:
         assigned = set(self._offsets)
-        buffered = self.buffered
+        buffered = self.intake_buffered
         bound = self._settings.worker.max_buffered
         if self._intake_stopped or buffered >= bound:
             to_pause = assigned - self._paused
@@ -250,7 +280,8 @@ class Worker:
                     "intake.paused partitions=%d buffered=%d", len(to_pause), buffered
                 )
         elif self._paused and buffered <= bound * self._settings.worker.resume_ratio:
-            to_resume = self._paused & assigned
+            # Partitions of a closed pipeline stay paused until it opens.
+            to_resume = (self._paused & assigned) - self._gate_paused
             if to_resume:
                 self._consumer.resume([TopicPartition(t, p) for t, p in to_resume])
             logger.debug(
@@ -258,8 +289,44 @@ class Worker:
             )
             self._paused.clear()
         self.metrics.records_in_flight.set(self.in_flight)
-        self.metrics.records_buffered.set(buffered)
+        self.metrics.records_buffered.set(self.buffered)
         self.metrics.partitions_paused.set(len(self._paused))
+
+    def _apply_gate(self) -> None:
+        """Pauses the partitions of closed pipelines; resumes those that opened.
+
+        A partition that back-pressure also paused stays paused when its
+        pipeline opens; back-pressure resumes it in its own time.
+        """
+        if self._gate is None or not self._gate.active:
+            return
+        closed = {
+            pipeline.name
+            for pipeline in self._pipelines.values()
+            if self._gate.closure(pipeline.name) is not None
+        }
+        held = {key for key in self._offsets if self._pipelines[key[0]].name in closed}
+        to_pause = held - self._gate_paused
+        to_resume = self._gate_paused - held
+        if to_pause:
+            self._consumer.pause([TopicPartition(t, p) for t, p in to_pause])
+        if to_resume - self._paused:
+            self._consumer.resume(
+                [TopicPartition(t, p) for t, p in to_resume - self._paused]
+            )
+        if to_pause or to_resume:
+            self._gate_paused = held
+            logger.info(
+                "intake.gate pipelines_closed=%s partitions_paused=%d "
+                "partitions_resumed=%d",
+                ",".join(sorted(closed)) or "-",
+                len(to_pause),
+                len(to_resume),
+            )
+        for topic, pipeline in self._pipelines.items():
+            self.metrics.pipeline_partitions_paused.labels(pipeline.name).set(
+                sum(1 for key in self._gate_paused if key[0] == topic)
+            )
 
     # -- commits ------------------------------------------------------------------
 
@@ -356,12 +423,13 @@ class Worker:
     def _poll_once(self) -> int:
         self._producer.poll()
         # Never take more than the bound allows; one record keeps the call alive.
-        room = self._settings.worker.max_buffered - self.buffered
+        room = self._settings.worker.max_buffered - self.intake_buffered
         messages = self._consumer.consume(
             num_messages=max(1, min(CONSUME_BATCH, room)), timeout=0
         )
         for message in messages:
             self._accept(message)
+        self._apply_gate()
         self._apply_backpressure()
         now = time.monotonic()
         interval = self._settings.worker.commit_interval_s

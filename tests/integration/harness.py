@@ -81,8 +81,13 @@ def isolate(
     llm: dict[str, Any] | None = None,
     kafka: dict[str, Any] | None = None,
     partitions: int = 3,
+    pipeline_fields: dict[str, dict[str, Any]] | None = None,
 ) -> Isolated:
-    """Copies the pipelines with topic names unique to this test and creates them."""
+    """Copies the pipelines with topic names unique to this test and creates them.
+
+    ``pipeline_fields`` adds or replaces fields of named pipelines' files, for
+    example ``{"tickets": {"budget_usd_per_hour": 0.01}}``.
+    """
     suffix = uuid.uuid4().hex[:8]
     pipelines_dir = tmp_path / "pipelines"
     pipelines_dir.mkdir()
@@ -90,6 +95,7 @@ def isolate(
     for source in sorted(paths.PIPELINES_DIR.glob("*.yaml")):
         config = yaml.safe_load(source.read_text())
         config["input_topic"] = f"{config['input_topic']}.{suffix}"
+        config.update((pipeline_fields or {}).get(config["name"], {}))
         topics[config["name"]] = config["input_topic"]
         (pipelines_dir / source.name).write_text(
             yaml.safe_dump(config, sort_keys=False)

@@ -1,10 +1,13 @@
-"""The retry loop, the answer's judgement and the circuit, against a scripted model."""
+"""The retry loop, the answer's judgement, the circuit and the limits, against a
+scripted model."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
 import orjson
 import pytest
@@ -12,12 +15,15 @@ import pytest
 from streams.errors import PermanentError, RetryableError
 from streams.llm.circuit_breaker import CircuitBreaker, CircuitState
 from streams.llm.client import AccountError, ChatRequest, ChatResponse
+from streams.llm.concurrency import AdaptiveLimit
 from streams.llm.pricing import PriceList
 from streams.llm.retry_policy import RetryPolicy
 from streams.llm.usage import Usage
+from streams.observability.metrics import Metrics
 from streams.pipeline.config import Pipeline
 from streams.pipeline.decode import decode_event
 from streams.pipeline.enricher import Enricher, EnrichmentFailed
+from streams.pipeline.gate import PipelineGate
 from streams.settings import PricingSettings
 from tests.unit.conftest import ticket_bytes
 
@@ -212,3 +218,124 @@ def test_an_outage_pauses_the_event_instead_of_using_up_its_attempts(
     assert len(model.requests) == 11
     assert enrichment.attempts == 2  # one counted failure, then the answer
     assert breaker.state is CircuitState.CLOSED
+
+
+# -- the limits around each attempt ------------------------------------------------
+
+
+class SlowModel(ScriptedModel):
+    """Takes a moment per call, so concurrent enrichments overlap."""
+
+    async def complete(self, request: ChatRequest) -> ChatResponse:
+        await asyncio.sleep(0.01)
+        return await super().complete(request)
+
+
+class GateClock:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += timedelta(seconds=seconds)
+        await asyncio.sleep(0)
+
+
+def limited_enricher(
+    model: ScriptedModel,
+    pipeline: Pipeline,
+    clock: GateClock,
+    concurrency: AdaptiveLimit | None = None,
+) -> tuple[Enricher, PipelineGate]:
+    prices = PriceList(PricingSettings())
+    gate = PipelineGate([pipeline], prices, clock=clock, sleep=clock.sleep)
+    enricher = Enricher(
+        model,
+        policy=RetryPolicy(max_attempts=3, wait=False),
+        breaker=CircuitBreaker("test"),
+        prices=prices,
+        max_in_flight=4,
+        concurrency=concurrency,
+        gate=gate,
+    )
+    return enricher, gate
+
+
+def test_a_429_through_the_enricher_lowers_the_adaptive_limit(
+    pipelines: dict[str, Pipeline],
+) -> None:
+    limited = RetryableError("429", reason="rate_limited", status=429)
+    model = ScriptedModel([limited, answer()])
+    limit = AdaptiveLimit(floor=1, ceiling=4, decrease_factor=0.5)
+    enricher, _ = limited_enricher(
+        model, pipelines["tickets"], GateClock(datetime.now(UTC)), limit
+    )
+    event = decode_event(ticket_bytes(), pipelines["tickets"])
+    asyncio.run(enricher.enrich(pipelines["tickets"], event))
+    assert limit.limit == 2
+    assert limit.in_flight == 0
+
+
+def test_every_attempt_counts_towards_the_budget_failed_ones_too(
+    pipelines: dict[str, Pipeline],
+) -> None:
+    tickets = dataclasses.replace(
+        pipelines["tickets"],
+        config=pipelines["tickets"].config.model_copy(
+            update={"budget_usd_per_hour": 1.0}
+        ),
+    )
+    clock = GateClock(datetime(2026, 11, 30, 12, tzinfo=UTC))
+    model = ScriptedModel([answer(""), answer()])
+    metrics = Metrics()
+    prices = PriceList(PricingSettings())
+    gate = PipelineGate([tickets], prices, clock=clock, metrics=metrics)
+    enricher = Enricher(
+        model,
+        policy=RetryPolicy(max_attempts=3, wait=False),
+        breaker=CircuitBreaker("test"),
+        prices=prices,
+        max_in_flight=4,
+        gate=gate,
+    )
+    event = decode_event(ticket_bytes(), tickets)
+    enrichment = asyncio.run(enricher.enrich(tickets, event))
+    remaining = metrics.registry.get_sample_value(
+        "streams_budget_remaining_usd", {"pipeline": "tickets", "window": "hour"}
+    )
+    spent = 1.0 - (remaining or 0.0)
+    assert spent == pytest.approx(enrichment.cost_usd)
+    assert enrichment.attempts == 2
+
+
+def test_a_spent_budget_holds_calls_until_the_next_hour(
+    pipelines: dict[str, Pipeline],
+) -> None:
+    """Two events, one slot: the second finds the budget spent when its turn comes."""
+    tickets = dataclasses.replace(
+        pipelines["tickets"],
+        config=pipelines["tickets"].config.model_copy(
+            update={"budget_usd_per_hour": 1e-6, "max_concurrency": 1}
+        ),
+    )
+    clock = GateClock(datetime(2026, 11, 30, 12, 59, 50, tzinfo=UTC))
+    model = SlowModel([answer()])
+    enricher, gate = limited_enricher(model, tickets, clock)
+    first = decode_event(ticket_bytes("my order 1 is late"), tickets)
+    second = decode_event(ticket_bytes("my order 2 is late"), tickets)
+
+    async def scenario() -> None:
+        await asyncio.gather(
+            enricher.enrich(tickets, first), enricher.enrich(tickets, second)
+        )
+
+    asyncio.run(scenario())
+    assert len(model.requests) == 2
+    assert enricher.calls == 2
+    assert clock.sleeps  # the second call waited for the window to roll over
+    assert clock.now >= datetime(2026, 11, 30, 13, tzinfo=UTC)
+    assert gate.closure("tickets") is not None  # the second call spent the new hour
