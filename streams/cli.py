@@ -60,6 +60,7 @@ def _simulate(args: argparse.Namespace, _settings: Settings) -> int:
 
 
 def _topics(_args: argparse.Namespace, settings: Settings) -> int:
+    from streams.kafka.retry_topics import retry_tiers
     from streams.pipeline.config import load_pipelines
     from streams.service import create_worker_topics
 
@@ -67,10 +68,16 @@ def _topics(_args: argparse.Namespace, settings: Settings) -> int:
         settings.pipelines_dir, settings.schemas_dir, settings.pipelines
     )
     create_worker_topics(settings, pipelines)
+    tiers = [tier.topic for tier in retry_tiers(settings.retry)]
     print(
         "topics ready: "
         + ", ".join(
-            [*pipelines, settings.kafka.output_topic, settings.kafka.dead_letter_topic]
+            [
+                *pipelines,
+                settings.kafka.output_topic,
+                settings.kafka.dead_letter_topic,
+                *tiers,
+            ]
         )
     )
     return 0

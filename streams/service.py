@@ -7,6 +7,7 @@ import logging
 import signal
 from dataclasses import dataclass
 
+from streams.kafka.retry_topics import retry_tiers
 from streams.kafka.topics import ensure_topics
 from streams.llm.circuit_breaker import CircuitBreaker, CircuitState
 from streams.llm.client import ChatClient
@@ -79,6 +80,9 @@ def build_service(settings: Settings, metrics: Metrics | None = None) -> Service
         )
     metrics.llm_in_flight_limit.labels("all").set(settings.llm.max_in_flight)
     _create_series(metrics, pipelines)
+    for tier in retry_tiers(settings.retry):
+        for pipeline in pipelines_by_name.values():
+            metrics.records_retried.labels(pipeline.name, tier.label)
     metrics.records_buffered_limit.set(settings.worker.max_buffered)
     enricher = Enricher(
         chat,
@@ -119,10 +123,15 @@ def _create_series(metrics: Metrics, pipelines: dict[str, Pipeline]) -> None:
 
 
 def create_worker_topics(settings: Settings, pipelines: dict[str, Pipeline]) -> None:
-    """Creates the input, output and dead-letter topics where missing."""
+    """Creates the input, output, dead-letter and retry tier topics where missing."""
     ensure_topics(
         settings.kafka.common_config(),
-        [*pipelines, settings.kafka.output_topic, settings.kafka.dead_letter_topic],
+        [
+            *pipelines,
+            settings.kafka.output_topic,
+            settings.kafka.dead_letter_topic,
+            *(tier.topic for tier in retry_tiers(settings.retry)),
+        ],
     )
 
 
