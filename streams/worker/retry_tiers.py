@@ -22,13 +22,14 @@ that writes a tier record is not always the one that reads it.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Collection
 from typing import NamedTuple
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from streams.errors import DecodeError
 from streams.kafka.dead_letter import SourceRecord
@@ -170,9 +171,20 @@ class RetryTierIntake:
         logger.debug("retry.partitions_released count=%d", len(due))
 
     def forget(self, keys: Collection[PartitionKey]) -> None:
-        """Drops revoked or lost partitions; their new owner decides anew."""
-        for key in keys:
-            self._due_ms.pop(key, None)
+        """Drops revoked or lost partitions; their new owner decides anew.
+
+        They are resumed on the way out: librdkafka keeps a partition's pause
+        across a revocation, so if this worker got it back, nothing would
+        resume it. Call this while the partitions are still assigned (inside
+        the rebalance callback).
+        """
+        held = [key for key in keys if key in self._due_ms]
+        for key in held:
+            del self._due_ms[key]
+        if held:
+            # A partition already gone cannot be resumed, and needs not be.
+            with contextlib.suppress(KafkaException):
+                self._consumer.resume([TopicPartition(t, p) for t, p in held])
         self._metrics.retry_partitions_waiting.set(len(self._due_ms))
 
     def _now_ms(self) -> int:

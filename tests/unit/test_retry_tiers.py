@@ -105,12 +105,14 @@ def test_revoked_partitions_are_forgotten(pipelines: dict[str, Pipeline]) -> Non
     assert intake.admit(tier_record(partition=0)) is None
     assert intake.admit(tier_record(partition=1)) is None
     assert waiting(metrics) == 2
-    intake.forget([(TIER.topic, 0)])
+    intake.forget([(TIER.topic, 0), ("events.tickets", 0)])
+    # Resumed on the way out: a pause would outlive the revocation.
+    consumer.resume.assert_called_once_with([TopicPartition(TIER.topic, 0)])
     assert intake.waiting == {(TIER.topic, 1)}
     assert waiting(metrics) == 1
     clock.now_s = DUE_S
     intake.release_due(paused_elsewhere=set())
-    consumer.resume.assert_called_once_with([TopicPartition(TIER.topic, 1)])
+    consumer.resume.assert_called_with([TopicPartition(TIER.topic, 1)])
 
 
 def test_garbled_headers_are_dead_lettered_under_the_tier_coordinates(
