@@ -391,3 +391,54 @@ def test_under_random_failures_every_input_ends_enriched_or_dead_lettered_once(
     assert service.worker.stats.retried > 0
     assert kinds["enriched"] + kinds["dead_letter"] == len(report.records)
     assert_everything_committed(isolated)
+
+
+def test_a_record_waiting_in_a_tier_when_the_worker_stops_is_redone_by_the_next(
+    tmp_path: Path, kafka_bootstrap: str, simulator_here: SimulatorProcess
+) -> None:
+    isolated = isolate(
+        tmp_path,
+        kafka_bootstrap,
+        simulator_here.url,
+        llm={"max_attempts": 1},
+        retry={"tiers_s": [3]},
+    )
+    (tier_topic,) = tier_topics(isolated)
+    set_faults(simulator_here, ALWAYS_BLANK)
+    (waiting,) = produce_tickets(isolated, "parked", 1)
+    first = build_service(isolated.settings)
+    registry = first.worker.metrics.registry
+
+    async def run_until_parked() -> None:
+        stop = asyncio.Event()
+        task = asyncio.create_task(first.worker.run(stop))
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not task.done():
+            if registry.get_sample_value("streams_retry_partitions_waiting"):
+                break
+            await asyncio.sleep(0.05)
+        stop.set()
+        await task
+
+    asyncio.run(run_until_parked())
+    assert first.worker.stats.retried == 1
+    assert first.worker.stats.enriched == first.worker.stats.dead_lettered == 0
+
+    # The input is committed (its tier record was acknowledged); the tier
+    # record is not, so the next worker of the group reads it again.
+    positions = committed_and_end(isolated, [waiting[0], tier_topic])
+    assert positions[(waiting[0], waiting[1])] == (waiting[2] + 1, waiting[2] + 1)
+    tier_positions = [p for (t, _), p in positions.items() if t == tier_topic]
+    assert sorted(end for _, end in tier_positions) == [0, 0, 1]
+    assert all(committed < 1 for committed, _ in tier_positions)
+
+    set_faults(simulator_here, NO_FAULTS)
+    second = build_service(isolated.settings)
+    ledger = isolated.ledger()
+    try:
+        missing = asyncio.run(run_worker(second.worker, ledger, {waiting}, 30))
+    finally:
+        ledger.close()
+    assert not missing
+    assert [o.kind for o in ledger.outcomes[waiting]] == ["enriched"]
+    assert_everything_committed(isolated)
