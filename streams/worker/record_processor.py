@@ -398,17 +398,17 @@ class RecordProcessor:
         self._stats.retried += 1
         self._metrics.records_retried.labels(pipeline.name, tier.label).inc()
         logger.warning(
-            "record.retry_scheduled pipeline=%s topic=%s partition=%d offset=%d "
-            "event_id=%s reason=%s tier=%s retry_count=%d consequence=retried_in_%s",
+            "record.sent_to_retry_tier pipeline=%s topic=%s partition=%d offset=%d "
+            "event_id=%s reason=%s tier_topic=%s retry_count=%d wait_s=%.1f",
             pipeline.name,
             source.topic,
             source.partition,
             source.offset,
             event.event_id,
             reason,
-            tier.label,
+            tier.topic,
             source.retry.count + 1 if source.retry else 1,
-            tier.label,
+            tier.delay_s,
         )
         return True
 
