@@ -31,7 +31,7 @@ from typing import NamedTuple
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
-from streams.errors import DecodeError
+from streams.errors import DecodeError, FatalError
 from streams.kafka.dead_letter import SourceRecord
 from streams.kafka.retry_topics import (
     InvalidRetryHeadersError,
@@ -133,9 +133,18 @@ class RetryTierIntake:
     def _hold(self, source: SourceRecord, due_ms: int, now_ms: int) -> None:
         key = (source.topic, source.partition)
         self._consumer.pause([TopicPartition(source.topic, source.partition)])
-        self._consumer.seek(
-            TopicPartition(source.topic, source.partition, source.offset)
-        )
+        try:
+            self._consumer.seek(
+                TopicPartition(source.topic, source.partition, source.offset)
+            )
+        except KafkaException as exc:
+            # Without the seek, resuming would skip the record and a later
+            # commit would pass it: stopping (finished prefix only) loses nothing.
+            raise FatalError(
+                f"cannot seek {source.topic}[{source.partition}] back to "
+                f"{source.offset}: {exc}",
+                reason="kafka_seek",
+            ) from exc
         self._due_ms[key] = due_ms
         self._metrics.retry_partitions_waiting.set(len(self._due_ms))
         logger.debug(

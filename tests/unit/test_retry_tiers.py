@@ -6,8 +6,10 @@ import functools
 from datetime import UTC, datetime
 from unittest.mock import create_autospec
 
-from confluent_kafka import Consumer, TopicPartition
+import pytest
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
+from streams.errors import FatalError
 from streams.kafka.dead_letter import SourceRecord
 from streams.kafka.retry_topics import RetryTier, retry_headers
 from streams.observability.metrics import Metrics
@@ -141,3 +143,12 @@ def test_an_input_topic_without_a_pipeline_here_is_dead_lettered(
     record, error = admitted.process.args
     assert record.topic == "events.elsewhere" and record.offset == 41
     assert error.reason == "unknown_pipeline"
+
+
+def test_a_failed_seek_stops_the_worker_instead_of_skipping_the_record(
+    pipelines: dict[str, Pipeline],
+) -> None:
+    intake, consumer, _, _, _ = make_intake(pipelines, DUE_S - 5)
+    consumer.seek.side_effect = KafkaException(KafkaError(KafkaError._STATE))
+    with pytest.raises(FatalError, match="cannot seek"):
+        intake.admit(tier_record())
