@@ -361,7 +361,10 @@ def test_under_random_failures_every_input_ends_enriched_or_dead_lettered_once(
         llm={"max_attempts": 1},
         retry={"tiers_s": [1, 2]},
     )
-    set_faults(simulator_here, {"rates": {"blank_content": 0.5}})
+    # Transient blank answers, and a few refusals, which are permanent.
+    set_faults(
+        simulator_here, {"rates": {"blank_content": 0.5, "content_refusal": 0.05}}
+    )
     report = produce_events(
         kafka_bootstrap,
         data_dir=None,
@@ -387,6 +390,12 @@ def test_under_random_failures_every_input_ends_enriched_or_dead_lettered_once(
             # Malformed input never reaches the model, so never a tier.
             assert outcomes[0].kind == "dead_letter", record
             assert outcomes[0].headers["dlq.retry.count"] == b"0"
+        if (
+            outcomes[0].kind == "dead_letter"
+            and outcomes[0].headers.get("dlq.retry.count", b"0") != b"0"
+        ):
+            # Only a transient failure sends a record to a tier.
+            assert outcomes[0].headers["dlq.first.error.reason"] == b"blank_content"
     assert set(ledger.outcomes) == expected
     assert service.worker.stats.retried > 0
     assert kinds["enriched"] + kinds["dead_letter"] == len(report.records)
