@@ -61,6 +61,7 @@ def _simulate(args: argparse.Namespace, _settings: Settings) -> int:
 
 
 def _topics(_args: argparse.Namespace, settings: Settings) -> int:
+    from streams.kafka.retry_topics import retry_tiers
     from streams.pipeline.config import load_pipelines
     from streams.service import create_worker_topics
 
@@ -68,10 +69,16 @@ def _topics(_args: argparse.Namespace, settings: Settings) -> int:
         settings.pipelines_dir, settings.schemas_dir, settings.pipelines
     )
     create_worker_topics(settings, pipelines)
+    tiers = [tier.topic for tier in retry_tiers(settings.retry)]
     print(
         "topics ready: "
         + ", ".join(
-            [*pipelines, settings.kafka.output_topic, settings.kafka.dead_letter_topic]
+            [
+                *pipelines,
+                settings.kafka.output_topic,
+                settings.kafka.dead_letter_topic,
+                *tiers,
+            ]
         )
     )
     return 0
@@ -108,7 +115,13 @@ def _produce(args: argparse.Namespace, settings: Settings) -> int:
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
     from streams.broker.runtime import is_reachable
-    from streams.service import build_service, create_worker_topics, run_until_signal
+    from streams.kafka.topics import missing_topics
+    from streams.service import (
+        build_service,
+        create_worker_topics,
+        output_topics,
+        run_until_signal,
+    )
 
     bootstrap = settings.kafka.bootstrap_servers
     if not is_reachable(settings.kafka.common_config(), timeout_s=10):
@@ -121,6 +134,19 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     service = build_service(settings)
     if args.create_topics:
         create_worker_topics(settings, service.pipelines)
+    else:
+        # A topic the worker writes to must exist before the first record
+        # needs it; finding out then would stop the worker mid-run.
+        missing = missing_topics(
+            settings.kafka.common_config(), output_topics(settings)
+        )
+        if missing:
+            print(
+                f"streams run: topics {', '.join(missing)} do not exist: create them "
+                "with `streams topics`, or run with --create-topics",
+                file=sys.stderr,
+            )
+            return 1
     stats = asyncio.run(run_until_signal(service))
     print(orjson.dumps(stats.as_dict()).decode())
     return 0

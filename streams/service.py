@@ -7,6 +7,7 @@ import logging
 import signal
 from dataclasses import dataclass
 
+from streams.kafka.retry_topics import retry_tiers
 from streams.kafka.topics import ensure_topics
 from streams.llm.circuit_breaker import CircuitBreaker, CircuitState
 from streams.llm.client import ChatClient
@@ -83,6 +84,9 @@ def build_service(settings: Settings, metrics: Metrics | None = None) -> Service
         )
     metrics.llm_in_flight_limit.labels("all").set(settings.llm.max_in_flight)
     _create_series(metrics, pipelines)
+    for tier in retry_tiers(settings.retry):
+        for pipeline in pipelines_by_name.values():
+            metrics.records_retried.labels(pipeline.name, tier.label)
     metrics.records_buffered_limit.set(settings.worker.max_buffered)
 
     def observe_pack(pipeline: str, outcome: str, items: int) -> None:
@@ -171,11 +175,19 @@ def _create_series(metrics: Metrics, pipelines: dict[str, Pipeline]) -> None:
                 metrics.llm_packed_items.labels(name, outcome)
 
 
+def output_topics(settings: Settings) -> list[str]:
+    """The topics a worker writes to: output, dead letters and retry tiers."""
+    return [
+        settings.kafka.output_topic,
+        settings.kafka.dead_letter_topic,
+        *(tier.topic for tier in retry_tiers(settings.retry)),
+    ]
+
+
 def create_worker_topics(settings: Settings, pipelines: dict[str, Pipeline]) -> None:
-    """Creates the input, output and dead-letter topics where missing."""
+    """Creates the input, output, dead-letter and retry tier topics where missing."""
     ensure_topics(
-        settings.kafka.common_config(),
-        [*pipelines, settings.kafka.output_topic, settings.kafka.dead_letter_topic],
+        settings.kafka.common_config(), [*pipelines, *output_topics(settings)]
     )
 
 

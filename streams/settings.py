@@ -17,7 +17,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -26,6 +26,7 @@ from pydantic_settings import (
 )
 
 from streams import paths
+from streams.kafka.retry_topics import check_tier_delays
 
 LOCAL_BOOTSTRAP = "127.0.0.1:19092"
 DEEPSEEK_BASE_URL = "https://api.deepseek.com"
@@ -214,6 +215,33 @@ class WorkerSettings(Section):
     )
 
 
+class RetrySettings(Section):
+    """Delayed retry tiers: where an event goes when its in-process attempts ran out.
+
+    A transient failure that outlasts ``llm.max_attempts`` (or the event
+    deadline) sends the record to the next tier's topic instead of the
+    dead-letter topic; it is tried again once the tier's delay has passed.
+    After the last tier it is dead-lettered. See ``docs/retry-topics.md``.
+    """
+
+    tiers_s: list[float] = Field(
+        default_factory=lambda: [30.0, 300.0, 3600.0],
+        description="Delay of each tier in seconds, strictly increasing; an empty "
+        "list sends exhausted events straight to the dead-letter topic.",
+    )
+    topic_prefix: str = Field(
+        "events.retry",
+        min_length=1,
+        description="Tier topics are named <prefix>.<delay>, e.g. events.retry.5m.",
+    )
+
+    @field_validator("tiers_s")
+    @classmethod
+    def _check_tiers(cls, tiers: list[float]) -> list[float]:
+        check_tier_delays(tiers)
+        return tiers
+
+
 class ModelPrice(Section):
     """USD per one million tokens, off-peak."""
 
@@ -297,6 +325,7 @@ class Settings(BaseSettings):
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)  # type: ignore[arg-type]  # all fields default
     llm: LLMSettings = Field(default_factory=LLMSettings)  # type: ignore[arg-type]  # all fields default
     worker: WorkerSettings = Field(default_factory=WorkerSettings)  # type: ignore[arg-type]  # all fields default
+    retry: RetrySettings = Field(default_factory=RetrySettings)  # type: ignore[arg-type]  # all fields default
     pricing: PricingSettings = Field(default_factory=PricingSettings)  # type: ignore[arg-type]  # all fields default
     broker: BrokerSettings = Field(default_factory=BrokerSettings)  # type: ignore[arg-type]  # all fields default
     observability: ObservabilitySettings = Field(default_factory=ObservabilitySettings)  # type: ignore[arg-type]  # all fields default

@@ -63,6 +63,7 @@ def summarise(
     *,
     llm_calls: int,
     retries: int,
+    retried: int = 0,
     elapsed_s: float,
 ) -> dict[str, Any]:
     """The run summary, computed from what reached the output topics."""
@@ -105,6 +106,7 @@ def summarise(
         "dead_letter_reasons": dict(sorted(reasons.items())),
         "llm_calls": llm_calls,
         "retries": retries,
+        "retried": retried,
         "prompt_cache_hit_tokens": hit_tokens,
         "prompt_cache_miss_tokens": miss_tokens,
         "completion_tokens": completion_tokens,
@@ -122,7 +124,7 @@ async def _run_until_accounted(
     console: Console,
     timeout_s: float,
     hold: bool = False,
-) -> tuple[int, int]:
+) -> tuple[int, int, int]:
     service = build_service(settings)
     observability = settings.observability
     health: HealthServer | None = None
@@ -166,7 +168,8 @@ async def _run_until_accounted(
                     bar,
                     completed=done,
                     detail=f"llm calls {service.worker.stats.llm_calls}  "
-                    f"dedup {stats.deduplicated}  dead letters {stats.dead_lettered}",
+                    f"dedup {stats.deduplicated}  dead letters {stats.dead_lettered}"
+                    + (f"  retry tiers {stats.retried}" if stats.retried else ""),
                 )
                 if done == len(expected):
                     break
@@ -187,7 +190,8 @@ async def _run_until_accounted(
         if health is not None:
             await health.stop()
     ledger.poll(1.0)
-    return service.worker.stats.llm_calls, service.worker.stats.retries
+    stats = service.worker.stats
+    return stats.llm_calls, stats.retries, stats.retried
 
 
 def run_demo(
@@ -242,7 +246,7 @@ def run_demo(
                 },
             )
             console.print(f"produced {len(report.records)} records")
-            llm_calls, retries = asyncio.run(
+            llm_calls, retries, retried = asyncio.run(
                 _run_until_accounted(settings, report, ledger, console, timeout_s, hold)
             )
             summary = summarise(
@@ -250,6 +254,7 @@ def run_demo(
                 ledger,
                 llm_calls=llm_calls,
                 retries=retries,
+                retried=retried,
                 elapsed_s=time.monotonic() - began,
             )
         finally:

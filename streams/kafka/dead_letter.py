@@ -18,8 +18,14 @@ dlq.failure.stage           decode, enrich or produce
 dlq.error.class             the error's class name
 dlq.error.reason            a snake_case reason code (a small fixed set)
 dlq.error.message           what went wrong, without payload text
-dlq.attempts                LLM attempts made (0 before the LLM stage)
-dlq.first.failure.time      RFC 3339, first failure of this record
+dlq.attempts                LLM attempts made (0 before the LLM stage); for a
+                            record that went through retry tiers, those of
+                            the last round
+dlq.retry.count             retry tiers the record went through (0 if none)
+dlq.first.error.reason      the reason that sent it to its first retry tier
+                            (only when dlq.retry.count is above 0)
+dlq.first.failure.time      RFC 3339, first failure of this record (before
+                            any retry tier)
 dlq.last.failure.time       RFC 3339, the failure that dead-lettered it
 dlq.model                   the model called, if any
 dlq.http.status             the provider's last HTTP status, if any
@@ -38,8 +44,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from streams import json_codec
+
+if TYPE_CHECKING:
+    from streams.kafka.retry_topics import RetryState
 
 PREFIX = "dlq."
 
@@ -66,7 +76,11 @@ class DeadLetter:
 
 @dataclass(frozen=True)
 class SourceRecord:
-    """Where a record came from, and its bytes."""
+    """Where a record came from, and its bytes.
+
+    A record read from a retry tier carries the coordinates and headers of
+    the input it was first read from, and its retry history in ``retry``.
+    """
 
     topic: str
     partition: int
@@ -75,6 +89,7 @@ class SourceRecord:
     key: bytes | None
     value: bytes | None
     headers: list[tuple[str, bytes | None]]
+    retry: RetryState | None = None
 
 
 def header_list(headers: object) -> list[tuple[str, bytes | None]]:
@@ -86,8 +101,9 @@ def header_list(headers: object) -> list[tuple[str, bytes | None]]:
     ]
 
 
-def _time(at: datetime) -> bytes:
-    return at.isoformat(timespec="milliseconds").replace("+00:00", "Z").encode()
+def rfc3339(at: datetime) -> str:
+    """A UTC time as RFC 3339 text with milliseconds, e.g. ``...T08:15:02.125Z``."""
+    return at.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def dead_letter_record(
@@ -119,6 +135,8 @@ def dead_letter_record(
         "error.reason": letter.reason,
         "error.message": letter.message[:1000],
         "attempts": letter.attempts,
+        "retry.count": source.retry.count if source.retry else 0,
+        "first.error.reason": source.retry.first_reason if source.retry else None,
         "model": letter.model,
         "http.status": letter.http_status,
         "provider.request.id": letter.request_id,
@@ -131,8 +149,9 @@ def dead_letter_record(
         for name, value in added.items()
         if value is not None
     ]
-    own.append((PREFIX + "first.failure.time", _time(letter.first_failure)))
-    own.append((PREFIX + "last.failure.time", _time(now)))
+    first_failure = source.retry.first_failure if source.retry else letter.first_failure
+    own.append((PREFIX + "first.failure.time", rfc3339(first_failure).encode()))
+    own.append((PREFIX + "last.failure.time", rfc3339(now).encode()))
     original = [
         (name, value) for name, value in source.headers if not name.startswith(PREFIX)
     ]

@@ -80,6 +80,22 @@ def ensure_topics(
     return created
 
 
+def missing_topics(client_config: dict[str, Any], topics: Iterable[str]) -> list[str]:
+    """The given topics that do not exist on the cluster, in the given order.
+
+    Raises:
+        ConfigurationError: The cluster is unreachable.
+    """
+    admin = AdminClient(client_config)
+    try:
+        existing = set(admin.list_topics(timeout=ADMIN_TIMEOUT_S).topics)
+    except KafkaException as exc:
+        raise ConfigurationError(
+            f"cannot reach Kafka at {client_config.get('bootstrap.servers')}: {exc}"
+        ) from exc
+    return [topic for topic in dict.fromkeys(topics) if topic not in existing]
+
+
 def _wait_for_leaders(admin: AdminClient, topics: list[str]) -> None:
     """Waits until every partition of new topics has a leader.
 

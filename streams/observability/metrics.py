@@ -79,6 +79,12 @@ class Metrics:
             ["pipeline", "stage", "reason"],
             registry=r,
         )
+        self.records_retried = Counter(
+            "streams_records_retried_total",
+            "Records sent to a retry tier topic, acknowledged by the broker.",
+            ["pipeline", "tier"],
+            registry=r,
+        )
         self.records_deduplicated = Counter(
             "streams_records_deduplicated_total",
             "Records served without their own LLM call.",
@@ -155,6 +161,11 @@ class Metrics:
         self.partitions_paused = Gauge(
             "streams_partitions_paused",
             "Partitions paused for back-pressure.",
+            registry=r,
+        )
+        self.retry_partitions_waiting = Gauge(
+            "streams_retry_partitions_waiting",
+            "Retry tier partitions paused until their next record is due.",
             registry=r,
         )
         self.consumer_lag = Gauge(

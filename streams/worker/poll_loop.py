@@ -31,6 +31,10 @@ already produced are acknowledged, the finished prefix is committed, and the
 revoked partitions' remaining tasks are cancelled: their results would be
 late, and the new owner redoes them (at most ``max_buffered`` duplicates).
 
+Retry tiers: the tier topics are consumed too; a tier record that is not due
+yet holds its partition (paused and seeked back) in a set apart from the
+back-pressure pauses. See :mod:`streams.worker.retry_tiers`.
+
 Shutdown (SIGTERM, SIGINT, or the stop event): intake stops, in-flight work
 gets ``shutdown_grace_s`` to finish while polling continues, the rest is
 cancelled, and exactly the finished prefix is committed.
@@ -40,9 +44,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from confluent_kafka import (
@@ -57,6 +62,7 @@ from streams.errors import FatalError
 from streams.kafka.dead_letter import SourceRecord
 from streams.kafka.offset_tracker import PartitionOffsets
 from streams.kafka.producer import RecordProducer
+from streams.kafka.retry_topics import retry_tiers
 from streams.observability.metrics import Metrics
 from streams.pipeline.config import Pipeline
 from streams.pipeline.deduplication import Deduplicator
@@ -64,6 +70,7 @@ from streams.pipeline.enricher import Enrichment, EventEnricher
 from streams.pipeline.gate import PipelineGate
 from streams.settings import Settings
 from streams.worker.record_processor import RecordProcessor, source_of
+from streams.worker.retry_tiers import RetryTierIntake
 from streams.worker.stats import WorkerStats
 
 logger = logging.getLogger(__name__)
@@ -116,6 +123,13 @@ class Worker:
             producer=self._producer,
             metrics=self.metrics,
             stats=self.stats,
+        )
+        self._retry = RetryTierIntake(
+            retry_tiers(settings.retry),
+            pipelines,
+            self._consumer,
+            self._processor,
+            self.metrics,
         )
         self._offsets: dict[PartitionKey, PartitionOffsets] = {}
         self._tasks: dict[PartitionKey, set[asyncio.Task[None]]] = {}
@@ -172,7 +186,17 @@ class Worker:
             self.metrics.consumer_lag.remove(key[0], str(key[1]))
 
     def _drop(self, keys: list[PartitionKey]) -> None:
-        """Forgets partitions: late results are dropped, their tasks cancelled."""
+        """Forgets partitions: late results are dropped, their tasks cancelled.
+
+        Paused ones are resumed on the way out: librdkafka keeps a partition's
+        pause across a revocation, so a partition this worker got back would
+        otherwise stay paused with nothing left to resume it.
+        """
+        held = [key for key in keys if key in self._paused or key in self._gate_paused]
+        if held:
+            # A partition already gone cannot be resumed, and needs not be.
+            with contextlib.suppress(KafkaException):
+                self._consumer.resume([TopicPartition(t, p) for t, p in held])
         for key in keys:
             self._forget_lag(key)
             offsets = self._offsets.pop(key, None)
@@ -182,6 +206,7 @@ class Worker:
                 task.cancel()
             self._paused.discard(key)
             self._gate_paused.discard(key)
+        self._retry.forget(keys)
 
     # -- intake -----------------------------------------------------------------
 
@@ -225,19 +250,33 @@ class Worker:
         source = source_of(message)
         key = (source.topic, source.partition)
         offsets = self._offsets.get(key)
-        pipeline = self._pipelines.get(source.topic)
-        if offsets is None or pipeline is None or self._intake_stopped:
+        if offsets is None or self._intake_stopped or self._retry.holds(key):
             return  # not tracked, so never committed: it will be delivered again
+        pipeline = self._pipelines.get(source.topic)
+        process: Callable[[Callable[[], None]], Awaitable[None]]
+        if pipeline is not None:
+            name = pipeline.name
+            process = functools.partial(self._processor.process, source, pipeline)
+        elif self._retry.is_tier(source.topic):
+            admitted = self._retry.admit(source)
+            if admitted is None:
+                return  # not due: its partition now waits, seeked back to it
+            name, process = admitted
+        else:
+            return
         offsets.received(source.offset)
         self.stats.consumed += 1
-        self.metrics.records_consumed.labels(pipeline.name, source.topic).inc()
-        task = asyncio.create_task(self._run_record(source, pipeline, offsets))
+        self.metrics.records_consumed.labels(name, source.topic).inc()
+        task = asyncio.create_task(self._run_record(source, offsets, process))
         tasks = self._tasks[key]
         tasks.add(task)
         task.add_done_callback(tasks.discard)
 
     async def _run_record(
-        self, source: SourceRecord, pipeline: Pipeline, offsets: PartitionOffsets
+        self,
+        source: SourceRecord,
+        offsets: PartitionOffsets,
+        process: Callable[[Callable[[], None]], Awaitable[None]],
     ) -> None:
         def finish() -> None:
             if not offsets.revoked:
@@ -253,7 +292,7 @@ class Worker:
         try:
             if previous is not None:
                 await asyncio.shield(previous)
-            await self._processor.process(source, pipeline, finish)
+            await process(finish)
         except asyncio.CancelledError:
             raise
         except FatalError as exc:
@@ -280,8 +319,11 @@ class Worker:
                     "intake.paused partitions=%d buffered=%d", len(to_pause), buffered
                 )
         elif self._paused and buffered <= bound * self._settings.worker.resume_ratio:
-            # Partitions of a closed pipeline stay paused until it opens.
-            to_resume = (self._paused & assigned) - self._gate_paused
+            # Partitions of a closed pipeline stay paused until it opens, and
+            # retry partitions until their head record is due.
+            to_resume = (
+                (self._paused & assigned) - self._gate_paused - self._retry.waiting
+            )
             if to_resume:
                 self._consumer.resume([TopicPartition(t, p) for t, p in to_resume])
             logger.debug(
@@ -422,6 +464,7 @@ class Worker:
 
     def _poll_once(self) -> int:
         self._producer.poll()
+        self._retry.release_due(self._paused)
         # Never take more than the bound allows; one record keeps the call alive.
         room = self._settings.worker.max_buffered - self.intake_buffered
         messages = self._consumer.consume(
@@ -449,7 +492,7 @@ class Worker:
         Raises:
             FatalError: What stopped the worker, after the shutdown.
         """
-        topics = sorted(self._pipelines)
+        topics = sorted(self._pipelines) + self._retry.topics
         self._consumer.subscribe(
             topics,
             on_assign=self._on_assign,

@@ -11,6 +11,11 @@ dead-lettered before any LLM call when the input alone leaves no room for the
 enrichment, and otherwise before producing; a delivery that fails for a
 transient reason (broker down, timeout) is produced again with a growing
 wait, for as long as it takes; any other refusal stops the worker.
+
+Retry tiers: when the in-process attempts run out on a transient failure, the
+record goes to the next retry tier's topic instead (see
+:mod:`streams.kafka.retry_topics`); that record's acknowledgement finishes the
+offset like an output does. After the last tier it is dead-lettered.
 """
 
 from __future__ import annotations
@@ -18,10 +23,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 from confluent_kafka import Message
 
-from streams.errors import DecodeError, FatalError, PermanentError
+from streams.errors import DecodeError, FatalError, PermanentError, RetryableError
 from streams.kafka.dead_letter import (
     DeadLetter,
     SourceRecord,
@@ -30,6 +36,7 @@ from streams.kafka.dead_letter import (
     record_size,
 )
 from streams.kafka.producer import DeliveryError, Headers, RecordProducer
+from streams.kafka.retry_topics import next_tier, retry_headers, retry_tiers
 from streams.observability.metrics import Metrics
 from streams.pipeline.config import Pipeline
 from streams.pipeline.content_hash import content_hash
@@ -92,6 +99,7 @@ class RecordProcessor:
         stats: WorkerStats,
     ) -> None:
         self._kafka = settings.kafka
+        self._tiers = retry_tiers(settings.retry)
         self._skip_tombstones = settings.worker.tombstones == "skip"
         self._enricher = enricher
         self._dedup = deduplicator
@@ -112,7 +120,6 @@ class RecordProcessor:
                 return
             await self._dead_letter(
                 source,
-                pipeline,
                 DeadLetter(
                     "decode",
                     type(exc).__name__,
@@ -132,7 +139,6 @@ class RecordProcessor:
         if input_size + pipeline.config.max_tokens * ENRICHMENT_BYTES_PER_TOKEN > room:
             await self._dead_letter(
                 source,
-                pipeline,
                 DeadLetter(
                     "enrich",
                     "PermanentError",
@@ -153,7 +159,6 @@ class RecordProcessor:
             # A call for the same content failed for a reason about the content.
             await self._dead_letter(
                 source,
-                pipeline,
                 DeadLetter(
                     "enrich",
                     type(exc).__name__,
@@ -177,6 +182,23 @@ class RecordProcessor:
 
         await self._lead(source, pipeline, event, event_hash, lookup.lease, finish)
 
+    async def reject(
+        self, source: SourceRecord, error: DecodeError, finish: Callable[[], None]
+    ) -> None:
+        """Dead-letters a record read from a retry tier that cannot be retried.
+
+        Its ``retry.*`` headers are unreadable, or they name an input topic
+        that no pipeline of this worker reads; either way there is no pipeline
+        to run, so the dead letter's pipeline is ``unknown``.
+        """
+        await self._dead_letter(
+            source,
+            DeadLetter(
+                "decode", type(error).__name__, error.reason, str(error), "unknown"
+            ),
+            finish,
+        )
+
     async def _lead(
         self,
         source: SourceRecord,
@@ -193,9 +215,12 @@ class RecordProcessor:
             self._dedup.fail(event_hash, lease, exc)
             self._stats.usage = self._stats.usage + exc.usage
             self._count_spend(pipeline, exc.cost_usd)
+            if isinstance(exc.cause, RetryableError) and await self._send_to_tier(
+                source, pipeline, event, exc.reason, finish
+            ):
+                return
             await self._dead_letter(
                 source,
-                pipeline,
                 DeadLetter(
                     "enrich",
                     type(exc.cause).__name__,
@@ -271,7 +296,6 @@ class RecordProcessor:
         if refused:
             await self._dead_letter(
                 source,
-                pipeline,
                 DeadLetter(
                     "produce",
                     "PermanentError",
@@ -314,7 +338,6 @@ class RecordProcessor:
     async def _dead_letter(
         self,
         source: SourceRecord,
-        pipeline: Pipeline,
         letter: DeadLetter,
         finish: Callable[[], None],
     ) -> None:
@@ -336,19 +359,59 @@ class RecordProcessor:
             self._stats.dead_letter_reasons.get(letter.reason, 0) + 1
         )
         self._metrics.records_dead_lettered.labels(
-            pipeline.name, letter.stage, letter.reason
+            letter.pipeline, letter.stage, letter.reason
         ).inc()
         logger.warning(
             "record.dead_lettered pipeline=%s topic=%s partition=%d offset=%d "
-            "event_id=%s stage=%s reason=%s",
-            pipeline.name,
+            "event_id=%s stage=%s reason=%s retry_tiers=%d",
+            letter.pipeline,
             source.topic,
             source.partition,
             source.offset,
             letter.event_id,
             letter.stage,
             letter.reason,
+            source.retry.count if source.retry else 0,
         )
+
+    async def _send_to_tier(
+        self,
+        source: SourceRecord,
+        pipeline: Pipeline,
+        event: Event,
+        reason: str,
+        finish: Callable[[], None],
+    ) -> bool:
+        """Produces the record to its next retry tier.
+
+        Returns:
+            False when there is no tier left, or the tier record would be too
+            large: the caller dead-letters it instead.
+        """
+        tier = next_tier(self._tiers, source)
+        if tier is None:
+            return False
+        headers = retry_headers(source, tier, reason, datetime.now(UTC))
+        try:
+            await self._deliver(tier.topic, source.key, source.value, headers, finish)
+        except RecordTooLargeError:
+            return False
+        self._stats.retried += 1
+        self._metrics.records_retried.labels(pipeline.name, tier.label).inc()
+        logger.warning(
+            "record.sent_to_retry_tier pipeline=%s topic=%s partition=%d offset=%d "
+            "event_id=%s reason=%s tier_topic=%s retry_count=%d wait_s=%.1f",
+            pipeline.name,
+            source.topic,
+            source.partition,
+            source.offset,
+            event.event_id,
+            reason,
+            tier.topic,
+            source.retry.count + 1 if source.retry else 1,
+            tier.delay_s,
+        )
+        return True
 
     async def _deliver(
         self,

@@ -15,6 +15,8 @@ class WorkerStats:
     consumed: int = 0
     enriched: int = 0
     dead_lettered: int = 0
+    retried: int = 0
+    """Records sent to a retry tier topic (one count per tier passed)."""
     deduplicated: int = 0
     llm_calls: int = 0
     retries: int = 0

@@ -14,11 +14,18 @@ from typing import Any
 import yaml
 from pydantic import SecretStr
 
-from streams import paths
+from streams import json_codec, paths
 from streams.demo.ledger import Coordinates, OutputLedger
 from streams.demo.local_services import SimulatorProcess, start_simulator
+from streams.kafka.retry_topics import retry_tiers
 from streams.kafka.topics import ensure_topics
-from streams.settings import KafkaSettings, LLMSettings, Settings, WorkerSettings
+from streams.settings import (
+    KafkaSettings,
+    LLMSettings,
+    RetrySettings,
+    Settings,
+    WorkerSettings,
+)
 
 
 @dataclass
@@ -32,10 +39,11 @@ class Isolated:
 
     def env(self) -> dict[str, str]:
         """The same settings as environment variables, for a worker process."""
-        kafka, llm, worker = (
+        kafka, llm, worker, retry = (
             self.settings.kafka,
             self.settings.llm,
             self.settings.worker,
+            self.settings.retry,
         )
         assert llm.api_key is not None
         return {
@@ -50,6 +58,8 @@ class Isolated:
             "STREAMS_LLM__BASE_URL": llm.base_url,
             "STREAMS_LLM__API_KEY": llm.api_key.get_secret_value(),
             "STREAMS_OBSERVABILITY__LOG_FORMAT": "json",
+            "STREAMS_RETRY__TIERS_S": json_codec.dumps(retry.tiers_s).decode(),
+            "STREAMS_RETRY__TOPIC_PREFIX": retry.topic_prefix,
         }
 
     def ledger(self) -> OutputLedger:
@@ -80,6 +90,7 @@ def isolate(
     worker: dict[str, Any] | None = None,
     llm: dict[str, Any] | None = None,
     kafka: dict[str, Any] | None = None,
+    retry: dict[str, Any] | None = None,
     partitions: int = 3,
     pipeline_fields: dict[str, dict[str, Any]] | None = None,
 ) -> Isolated:
@@ -87,6 +98,8 @@ def isolate(
 
     ``pipeline_fields`` adds or replaces fields of named pipelines' files, for
     example ``{"tickets": {"budget_usd_per_hour": 0.01}}``.
+    Retry tiers are off unless ``retry`` names some, so a failure ends in the
+    dead-letter topic at once; tier topics are this test's own.
     """
     suffix = uuid.uuid4().hex[:8]
     pipelines_dir = tmp_path / "pipelines"
@@ -115,6 +128,12 @@ def isolate(
             **(llm or {}),
         ),
         worker=WorkerSettings(**({"commit_interval_s": 0.2} | (worker or {}))),
+        retry=RetrySettings(
+            **(
+                {"tiers_s": [], "topic_prefix": f"events.retry.{suffix}"}
+                | (retry or {})
+            )
+        ),
         pipelines_dir=pipelines_dir,
     )
     ensure_topics(
@@ -123,6 +142,7 @@ def isolate(
             *topics.values(),
             settings.kafka.output_topic,
             settings.kafka.dead_letter_topic,
+            *(tier.topic for tier in retry_tiers(settings.retry)),
         ],
         partitions=partitions,
     )

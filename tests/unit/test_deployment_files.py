@@ -33,10 +33,17 @@ from pydantic import BaseModel
 
 from streams import paths
 from streams.cli import build_parser
+from streams.kafka.retry_topics import retry_tiers
 from streams.kafka.topics import ensure_topics
 from streams.observability.metrics import Metrics
 from streams.pipeline.config import PipelineConfig
-from streams.settings import BrokerSettings, KafkaSettings, Settings, load_settings
+from streams.settings import (
+    BrokerSettings,
+    KafkaSettings,
+    RetrySettings,
+    Settings,
+    load_settings,
+)
 
 ROOT = paths.PROJECT_ROOT
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -109,7 +116,8 @@ def input_topics() -> set[str]:
 
 def known_topics() -> set[str]:
     kafka = KafkaSettings()
-    return input_topics() | {kafka.output_topic, kafka.dead_letter_topic}
+    tiers = {tier.topic for tier in retry_tiers(RetrySettings())}
+    return input_topics() | {kafka.output_topic, kafka.dead_letter_topic} | tiers
 
 
 def setting_variables() -> set[str]:
