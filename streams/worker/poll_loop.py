@@ -193,7 +193,7 @@ class Worker:
         otherwise stay paused with nothing left to resume it.
         """
         held = [key for key in keys if key in self._paused or key in self._gate_paused]
-        if held:
+        if held and not self._intake_stopped:  # when closing, none come back
             # A partition already gone cannot be resumed, and needs not be.
             with contextlib.suppress(KafkaException):
                 self._consumer.resume([TopicPartition(t, p) for t, p in held])
@@ -347,7 +347,11 @@ class Worker:
             for pipeline in self._pipelines.values()
             if self._gate.closure(pipeline.name) is not None
         }
-        held = {key for key in self._offsets if self._pipelines[key[0]].name in closed}
+        held = {
+            key
+            for key in self._offsets
+            if key[0] in self._pipelines and self._pipelines[key[0]].name in closed
+        }
         to_pause = held - self._gate_paused
         to_resume = self._gate_paused - held
         if to_pause:
