@@ -159,7 +159,15 @@ class Worker:
             self.metrics.consumer_lag.remove(key[0], str(key[1]))
 
     def _drop(self, keys: list[PartitionKey]) -> None:
-        """Forgets partitions: late results are dropped, their tasks cancelled."""
+        """Forgets partitions: late results are dropped, their tasks cancelled.
+
+        Partitions paused for back-pressure are resumed first: librdkafka
+        keeps a partition's pause across its loss and reassignment (a broker
+        restart), and a partition that comes back paused is never read again.
+        """
+        paused = [key for key in keys if key in self._paused]
+        if paused:
+            self._consumer.resume([TopicPartition(t, p) for t, p in paused])
         for key in keys:
             self._forget_lag(key)
             offsets = self._offsets.pop(key, None)
