@@ -147,7 +147,7 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _chaos(args: argparse.Namespace, settings: Settings) -> int:
-    from streams.chaos import ChaosOptions, run_scenario
+    from streams.chaos.runner import ChaosOptions, run_scenario
 
     summary = run_scenario(
         settings,
@@ -279,8 +279,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.set_defaults(handler=_demo)
 
-    from streams.chaos.runner import DEFAULT_LIMIT_PER_SOURCE, DEFAULT_TIMEOUT_S
-    from streams.chaos.scenarios import SCENARIOS
+    from streams.chaos.scenarios import (
+        DEFAULT_LIMIT_PER_SOURCE,
+        DEFAULT_TIMEOUT_S,
+        SCENARIOS,
+    )
 
     chaos = commands.add_parser(
         "chaos",

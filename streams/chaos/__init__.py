@@ -1,6 +1,6 @@
-"""Chaos scenarios: faults and disruptions against the real broker, with a verdict."""
+"""Chaos scenarios: faults and disruptions against the real broker, with a verdict.
 
-from streams.chaos.runner import ChaosOptions, run_scenario
-from streams.chaos.scenarios import SCENARIOS, Scenario
-
-__all__ = ["SCENARIOS", "ChaosOptions", "Scenario", "run_scenario"]
+The command's entry point is :func:`streams.chaos.runner.run_scenario`; the
+scenarios are in :mod:`streams.chaos.scenarios`. Nothing is imported here, so
+the command line can read the scenario list without loading the runner.
+"""

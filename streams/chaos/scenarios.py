@@ -46,6 +46,12 @@ class Step:
     action: Action
 
 
+DEFAULT_LIMIT_PER_SOURCE = 100
+"""Rows read from each sample source unless ``--limit-per-source`` says otherwise."""
+
+DEFAULT_TIMEOUT_S = 600.0
+"""Longest wait for every input to have an outcome, unless ``--timeout`` says."""
+
 FaultBuilder = Callable[[float], dict[str, Any]]
 """Builds the simulator's fault settings from the fault window in seconds."""
 

@@ -22,7 +22,7 @@ import orjson
 import pytest
 
 from streams import paths
-from streams.chaos import ChaosOptions, run_scenario
+from streams.chaos.runner import ChaosOptions, run_scenario
 from streams.settings import BrokerSettings, KafkaSettings, Settings
 from tests.conftest import TEST_BROKER
 

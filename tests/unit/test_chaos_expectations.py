@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 
 from streams.chaos.expectations import Observation, evaluate
-from streams.chaos.runner import describe_missing, retry_tiers_supported, worker_env
+from streams.chaos.progress import describe_missing
+from streams.chaos.runner import retry_tiers_supported, worker_env
 from streams.chaos.scenarios import SCENARIOS
 from streams.chaos.worker_process import MetricsReading
 from streams.data.report import ProducedRecord, ProduceReport
