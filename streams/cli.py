@@ -1,8 +1,8 @@
 """The ``streams`` command line.
 
 Subcommands: ``broker start|stop|status``, ``simulate-llm``, ``topics``,
-``produce``, ``run``, ``demo``, ``cost-report``, ``status`` and ``dlq
-inspect|replay``. Every
+``produce``, ``run``, ``demo``, ``chaos``, ``cost-report``, ``status`` and
+``dlq inspect|replay``. Every
 command reads the settings (file and environment, see
 :mod:`streams.settings`), so the same command runs against the local broker
 or a user's cluster.
@@ -184,6 +184,25 @@ def _cost_report(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _chaos(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.chaos.runner import ChaosOptions, run_scenario
+
+    summary = run_scenario(
+        settings,
+        args.scenario,
+        ChaosOptions(
+            limit_per_source=args.limit_per_source,
+            fault_s=args.fault_seconds,
+            timeout_s=args.timeout,
+            latency_mean_ms=args.latency_mean_ms,
+            run_dir=args.run_dir,
+            data_dir=args.data_dir,
+        ),
+        summary_json=args.summary_json,
+    )
+    return 0 if summary["passed"] else 1
+
+
 def _status(args: argparse.Namespace, settings: Settings) -> int:
     from streams.status import configured_topics, default_url, watch_status
 
@@ -306,6 +325,53 @@ def build_parser() -> argparse.ArgumentParser:
     cost.add_argument("--duplicate-ratio", type=float, default=0.1)
     cost.add_argument("--json", type=Path, default=None, help="also write JSON here")
     cost.set_defaults(handler=_cost_report)
+    from streams.chaos.scenarios import (
+        DEFAULT_LIMIT_PER_SOURCE,
+        DEFAULT_TIMEOUT_S,
+        SCENARIOS,
+    )
+
+    chaos = commands.add_parser(
+        "chaos",
+        help="run one failure scenario against the real broker and check the result",
+        description="Scenarios: "
+        + "; ".join(f"{s.name}: {s.summary}" for s in SCENARIOS.values())
+        + ". Exits 1 when an expectation fails.",
+    )
+    chaos.add_argument("--scenario", required=True, choices=list(SCENARIOS))
+    chaos.add_argument("--summary-json", type=Path, default=None)
+    chaos.add_argument(
+        "--limit-per-source",
+        type=int,
+        default=DEFAULT_LIMIT_PER_SOURCE,
+        help=f"rows of each sample source (default {DEFAULT_LIMIT_PER_SOURCE})",
+    )
+    chaos.add_argument(
+        "--fault-seconds",
+        type=float,
+        default=None,
+        help="length of the outage/account fault window (default 30 / 20)",
+    )
+    chaos.add_argument(
+        "--timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT_S,
+        help="longest wait for every input to have an outcome, in seconds",
+    )
+    chaos.add_argument(
+        "--latency-mean-ms",
+        type=float,
+        default=None,
+        help="the simulator's mean latency (default: the scenario's)",
+    )
+    chaos.add_argument(
+        "--run-dir",
+        type=Path,
+        default=None,
+        help="logs and copied pipelines (default: a new folder in out/chaos)",
+    )
+    chaos.add_argument("--data-dir", type=Path, default=None)
+    chaos.set_defaults(handler=_chaos)
 
     status = commands.add_parser(
         "status", help="live view of a worker's lag, throughput, errors and cost"

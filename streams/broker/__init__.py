@@ -3,8 +3,15 @@
 from streams.broker.runtime import (
     BrokerStatus,
     broker_status,
+    restart_broker,
     start_broker,
     stop_broker,
 )
 
-__all__ = ["BrokerStatus", "broker_status", "start_broker", "stop_broker"]
+__all__ = [
+    "BrokerStatus",
+    "broker_status",
+    "restart_broker",
+    "start_broker",
+    "stop_broker",
+]

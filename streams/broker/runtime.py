@@ -3,8 +3,10 @@
 The broker is two JVM runs: ``StorageTool format`` once per fresh data folder,
 then ``kafka.Kafka`` in the background. Both call ``System.exit``, so each is
 its own process. The state folder keeps the generated properties, the data,
-the log and a pid file; ``start`` always formats a fresh data folder, so every
-start is a clean cluster.
+the log and a pid file. ``start`` formats a fresh data folder, so a start is a
+clean cluster, unless it is asked to keep the data: then an already formatted
+folder is started as it is, and topics, records and committed offsets survive
+(:func:`restart_broker`).
 """
 
 from __future__ import annotations
@@ -165,11 +167,14 @@ def is_reachable(cluster: str | Mapping[str, Any], timeout_s: float = 3.0) -> bo
     return True
 
 
-def start_broker(settings: BrokerSettings) -> BrokerStatus:
+def start_broker(settings: BrokerSettings, *, keep_data: bool = False) -> BrokerStatus:
     """Starts a fresh broker, or returns the one already running.
 
     Args:
         settings: Where the jars, state and ports are.
+        keep_data: Start on the data folder of the previous run when it was
+            formatted (its ``meta.properties`` exists), instead of a fresh
+            one. Without such a folder the start is fresh all the same.
 
     Returns:
         The running broker's status.
@@ -193,14 +198,66 @@ def start_broker(settings: BrokerSettings) -> BrokerStatus:
 
     libs_dir = ensure_jars(settings.cache_dir, settings.kafka_version)
     data_dir = settings.state_dir / "data"
-    if data_dir.exists():
-        shutil.rmtree(data_dir)
-    data_dir.mkdir(parents=True)
+    reuse = keep_data and (data_dir / "meta.properties").is_file()
+    if not reuse:
+        if data_dir.exists():
+            shutil.rmtree(data_dir)
+        data_dir.mkdir(parents=True)
     properties = settings.state_dir / "server.properties"
     properties.write_text(_server_properties(settings, data_dir))
     log_config = resources.files("streams.broker").joinpath("log4j2.properties")
     (settings.state_dir / "log4j2.properties").write_text(log_config.read_text())
+    if not reuse:
+        _format_storage(settings, libs_dir, properties)
 
+    # Appending keeps the log of the run before a restart.
+    with log_file.open("ab" if reuse else "wb") as log:
+        process = subprocess.Popen(
+            _java(settings, libs_dir, "kafka.Kafka", str(properties)),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    _pid_file(settings).write_text(str(process.pid))
+    logger.info(
+        "broker.starting pid=%d bootstrap=%s kept_data=%s",
+        process.pid,
+        bootstrap,
+        reuse,
+    )
+
+    try:
+        _wait_until_ready(process, bootstrap, log_file, settings.start_timeout_s)
+    except BaseException:
+        # Failed, or interrupted (Ctrl-C) while waiting: leave no broker behind.
+        stop_broker(settings)
+        raise
+    logger.info("broker.started pid=%d bootstrap=%s", process.pid, bootstrap)
+    return BrokerStatus(True, process.pid, bootstrap, log_file)
+
+
+def restart_broker(settings: BrokerSettings) -> BrokerStatus:
+    """Stops the local broker and starts it again on the same data.
+
+    Topics, their records and the consumer groups' committed offsets survive;
+    clients see the broker go away and come back at the same address.
+
+    Raises:
+        ConfigurationError: No broker started from these settings is running,
+            or it did not come back in time.
+    """
+    if _read_pid(settings) is None:
+        raise ConfigurationError(
+            f"no local broker with state in {settings.state_dir} is running, "
+            "so there is none to restart"
+        )
+    stop_broker(settings)
+    return start_broker(settings, keep_data=True)
+
+
+def _format_storage(settings: BrokerSettings, libs_dir: Path, properties: Path) -> None:
+    """Formats a fresh data folder under a new cluster id."""
     cluster_id = new_cluster_id()
     formatted = subprocess.run(
         _java(
@@ -223,26 +280,6 @@ def start_broker(settings: BrokerSettings) -> BrokerStatus:
         raise ConfigurationError(
             f"formatting the broker's storage failed:\n{formatted.stderr[-2000:]}"
         )
-
-    with log_file.open("wb") as log:
-        process = subprocess.Popen(
-            _java(settings, libs_dir, "kafka.Kafka", str(properties)),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-    _pid_file(settings).write_text(str(process.pid))
-    logger.info("broker.starting pid=%d bootstrap=%s", process.pid, bootstrap)
-
-    try:
-        _wait_until_ready(process, bootstrap, log_file, settings.start_timeout_s)
-    except BaseException:
-        # Failed, or interrupted (Ctrl-C) while waiting: leave no broker behind.
-        stop_broker(settings)
-        raise
-    logger.info("broker.started pid=%d bootstrap=%s", process.pid, bootstrap)
-    return BrokerStatus(True, process.pid, bootstrap, log_file)
 
 
 def _wait_until_ready(

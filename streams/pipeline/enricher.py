@@ -9,7 +9,8 @@ each answer:
 
 * content null with reasoning present, or ``finish_reason="length"``:
   truncated; retried with ``max_tokens`` doubled, up to four times the
-  pipeline's setting;
+  pipeline's setting, then once more at that size (sampling varies an
+  answer's length), then dead-lettered;
 * blank or whitespace-only content: retried (``blank_content``);
 * content that is not a JSON object: retried (``invalid_json``);
 * a JSON object the output schema rejects: dead-lettered at once
@@ -65,6 +66,7 @@ from streams.pipeline.trimming import Trim
 logger = logging.getLogger(__name__)
 
 MAX_TOKENS_GROWTH = 4
+TRUNCATIONS_AT_LARGEST = 2
 JudgedT = TypeVar("JudgedT")
 
 
@@ -298,6 +300,7 @@ class Enricher:
         usage = Usage()
         attempts = 0
         active_s = 0.0  # time in attempts and backoffs; circuit waits excluded
+        truncated_at_largest = 0
         while True:
             if self._gate is not None:
                 await self._gate.wait_open(pipeline.name)
@@ -365,6 +368,8 @@ class Enricher:
                     max_tokens * 2, pipeline.config.max_tokens * MAX_TOKENS_GROWTH
                 )
                 if grown == max_tokens:
+                    truncated_at_largest += 1
+                if truncated_at_largest >= TRUNCATIONS_AT_LARGEST:
                     error = PermanentError(
                         "the answer stayed truncated at the largest max_tokens allowed",
                         reason=error.reason,

@@ -189,8 +189,9 @@ class Worker:
         """Forgets partitions: late results are dropped, their tasks cancelled.
 
         Paused ones are resumed on the way out: librdkafka keeps a partition's
-        pause across a revocation, so a partition this worker got back would
-        otherwise stay paused with nothing left to resume it.
+        pause across a revocation or a loss (a broker restart), so a partition
+        this worker got back would otherwise stay paused with nothing left to
+        resume it.
         """
         held = [key for key in keys if key in self._paused or key in self._gate_paused]
         if held and not self._intake_stopped:  # when closing, none come back

@@ -339,3 +339,25 @@ def test_a_spent_budget_holds_calls_until_the_next_hour(
     assert clock.sleeps  # the second call waited for the window to roll over
     assert clock.now >= datetime(2026, 11, 30, 13, tzinfo=UTC)
     assert gate.closure("tickets") is not None  # the second call spent the new hour
+
+
+def test_an_answer_truncated_twice_at_the_largest_max_tokens_is_permanent(
+    pipelines: dict[str, Pipeline],
+) -> None:
+    cut = answer('{"summary": "half', finish="length")
+    model = ScriptedModel([cut])
+    enricher = Enricher(
+        model,
+        policy=RetryPolicy(max_attempts=8, wait=False),
+        breaker=CircuitBreaker("test"),
+        prices=PriceList(PricingSettings()),
+        max_in_flight=4,
+    )
+    event = decode_event(ticket_bytes(), pipelines["tickets"])
+    with pytest.raises(EnrichmentFailed) as caught:
+        asyncio.run(enricher.enrich(pipelines["tickets"], event))
+    budget = pipelines["tickets"].config.max_tokens
+    sizes = [r.max_tokens for r in model.requests]
+    assert sizes == [budget, budget * 2, budget * 4, budget * 4]
+    assert not caught.value.cause.retryable
+    assert caught.value.reason == "truncated"
