@@ -57,7 +57,13 @@ def _simulate(args: argparse.Namespace, _settings: Settings) -> int:
     }
     if args.faults:
         mapping["faults"] = orjson.loads(args.faults)
-    run(SimulatorConfig.from_mapping(mapping), host=args.host, port=args.port)
+    run(
+        SimulatorConfig.from_mapping(mapping),
+        host=args.host,
+        port=args.port,
+        reuse_port=args.reuse_port,
+        admin_port=args.admin_port,
+    )
     return 0
 
 
@@ -174,6 +180,7 @@ def _bench(args: argparse.Namespace, settings: Settings) -> int:
         "memory_backlog": args.memory_backlog,
         "memory_duration_s": args.memory_duration_s,
         "partitions": args.partitions,
+        "simulator_processes": args.simulator_processes,
         "rows": tuple(args.rows) if args.rows else None,
     }
     values.update({key: value for key, value in given.items() if value is not None})
@@ -256,6 +263,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     simulate.add_argument("--seed", type=int, default=0)
     simulate.add_argument("--faults", default=None, help="fault settings as JSON")
+    simulate.add_argument(
+        "--reuse-port",
+        action="store_true",
+        help="bind with SO_REUSEPORT, so several simulator processes share a port",
+    )
+    simulate.add_argument(
+        "--admin-port",
+        type=int,
+        default=None,
+        help="also listen on this port of this process's own (0 picks one), "
+        "to read its /stats when the main port is shared",
+    )
     simulate.set_defaults(handler=_simulate)
 
     topics = commands.add_parser(
@@ -450,6 +469,13 @@ def _add_bench_parser(commands: argparse._SubParsersAction[Any]) -> None:
     )
     bench.add_argument(
         "--partitions", type=int, default=None, help="partitions per input topic (3)"
+    )
+    bench.add_argument(
+        "--simulator-processes",
+        type=int,
+        default=None,
+        help="simulator processes sharing one port (SO_REUSEPORT), for machines "
+        "where one cannot answer C/L requests per second (default 1)",
     )
     bench.add_argument(
         "--rows",

@@ -19,10 +19,10 @@ from rich.console import Console
 from streams.bench.plan import BenchOptions, plan_rows
 from streams.bench.report import BenchReport, command_line, machine_facts
 from streams.bench.row import BenchEnvironment, RowResult, run_row
+from streams.bench.simulators import SimulatorPool
 from streams.demo.local_services import (
     ensure_broker,
     release_broker,
-    start_simulator,
     with_local_broker,
 )
 from streams.settings import Settings
@@ -70,7 +70,9 @@ def run_bench(
     ]
     try:
         with (work_dir / "simulator.log").open("wb") as simulator_log:
-            simulator = start_simulator(simulator_args, log=simulator_log)
+            simulator = SimulatorPool(
+                options.simulator_processes, simulator_args, simulator_log
+            )
             try:
                 environment = BenchEnvironment(
                     bootstrap=settings.kafka.bootstrap_servers,

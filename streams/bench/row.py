@@ -13,6 +13,9 @@ Definitions (also in ``docs/benchmark.md``):
 
 * events per second: measured records divided by the time from the release
   of the backlog to the timestamp of the last output record;
+* steady events per second: the same between the 10th and the 90th
+  percentile of output times, leaving out the start and the drain tail, where
+  fewer than C calls can be in flight;
 * end-to-end latency of a record: its output record's timestamp (set by the
   contender's producer) minus its input record's timestamp (set when the
   benchmark produced it). The backlog is released at once, so this includes
@@ -28,20 +31,18 @@ from __future__ import annotations
 import logging
 import subprocess
 import time
-import urllib.request
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-import orjson
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from streams.bench import process_probe
 from streams.bench.contenders import Launch, Topics, launch, write_pipeline_file
 from streams.bench.corpus import BenchRecord
-from streams.demo.local_services import SimulatorProcess
+from streams.bench.simulators import SimulatorPool
 from streams.kafka.topics import ensure_topics
 
 logger = logging.getLogger(__name__)
@@ -49,6 +50,9 @@ logger = logging.getLogger(__name__)
 API_KEY = "bench-local-key"
 WARMUP_TIMEOUT_S = 180.0
 STOP_TIMEOUT_S = 30.0
+ROW_TIMEOUT_BASE_S = 120.0
+ROW_TIMEOUT_FACTOR = 10.0
+"""A row ends after ``base + factor x`` its duration at the ceiling."""
 
 
 @dataclass(frozen=True)
@@ -87,12 +91,14 @@ class RowResult:
     completed: int = 0
     dead_lettered: int = 0
     events_per_s: float | None = None
+    steady_events_per_s: float | None = None
     p50_ms: float | None = None
     p99_ms: float | None = None
     cpu_s_per_1k: float | None = None
     peak_rss_mb: float | None = None
     elapsed_s: float | None = None
     simulator_latency_mean_ms: float | None = None
+    simulator_service_mean_ms: float | None = None
     simulator_requests: int | None = None
     simulator_max_in_flight: int | None = None
     simulator_cpu_share: float | None = None
@@ -112,7 +118,7 @@ class BenchEnvironment:
     """What every row shares."""
 
     bootstrap: str
-    simulator: SimulatorProcess
+    simulator: SimulatorPool
     work_dir: Path
     partitions: int
 
@@ -126,18 +132,6 @@ def _row_topics(name: str) -> Topics:
         dead_letter=f"{base}.dlq",
         group=f"bench-{name}-{suffix}",
     )
-
-
-def _simulator_call(
-    simulator: SimulatorProcess, path: str, post: bool
-) -> dict[str, Any]:
-    request = urllib.request.Request(
-        f"{simulator.url}{path}", method="POST" if post else "GET"
-    )
-    # The simulator's own loopback URL, not user input.
-    with urllib.request.urlopen(request, timeout=10.0) as response:
-        data: dict[str, Any] = orjson.loads(response.read())
-    return data
 
 
 class OutcomeReader:
@@ -212,16 +206,17 @@ def _produce(
 
 
 def _error_from_log(log_path: Path) -> str:
-    """The most telling lines of a contender's log: the last error, else the tail."""
+    """The last error lines of a contender's log, for the report."""
     lines = [line.strip() for line in log_path.read_text(errors="replace").splitlines()]
     lines = [line for line in lines if line]
     telling = [
         line
         for line in lines
-        if "Error" in line or "error" in line or "Exception" in line
+        if any(word in line for word in ("Error", "error", "Exception", "Traceback"))
     ]
-    chosen = telling[-3:] if telling else lines[-3:]
-    return " | ".join(line[:400] for line in chosen) or "no output"
+    if not telling:
+        return "no error in its log"
+    return " | ".join(line[:400] for line in telling[-3:])
 
 
 class Contender:
@@ -263,6 +258,16 @@ def _percentile(sorted_values: list[float], share: float) -> float:
     """Nearest-rank percentile of an ascending list."""
     index = max(0, min(len(sorted_values) - 1, round(share * len(sorted_values)) - 1))
     return sorted_values[index]
+
+
+def _steady_rate(output_times: list[int]) -> float | None:
+    """Outputs per second between the 10th and 90th percentile output time."""
+    if len(output_times) < 10:
+        return None
+    ordered = sorted(output_times)
+    first, last = len(ordered) // 10, (len(ordered) * 9) // 10
+    span_s = (ordered[last] - ordered[first]) / 1000
+    return (last - first) / span_s if span_s > 0 else None
 
 
 def run_row(env: BenchEnvironment, spec: RowSpec) -> RowResult:
@@ -318,6 +323,20 @@ def _wait_for_warmup(
     return f"no output within {WARMUP_TIMEOUT_S:.0f} s: " + _error_from_log(log_path)
 
 
+def _wait_for_first_outcome(
+    contender: Contender, reader: OutcomeReader, log_path: Path
+) -> str | None:
+    """Waits until any outcome appears; returns an error text when none came."""
+    deadline = time.monotonic() + WARMUP_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if any(True for _ in reader.read(0.5)):
+            return None
+        if not contender.alive():
+            code = contender.process.returncode
+            return f"exited with code {code}: " + _error_from_log(log_path)
+    return f"no output within {WARMUP_TIMEOUT_S:.0f} s: " + _error_from_log(log_path)
+
+
 def _measure(
     env: BenchEnvironment,
     spec: RowSpec,
@@ -334,20 +353,32 @@ def _measure(
         if error is not None:
             result.error = error
             return
-    _simulator_call(env.simulator, "/stats/reset", post=True)
-    simulator_pid = env.simulator.process.pid
-    simulator_cpu = process_probe.cpu_seconds(simulator_pid)
+    env.simulator.reset()
+    simulator_cpu = env.simulator.cpu_seconds()
     cpu_start = process_probe.cpu_seconds(contender.pid)
     released = time.time()
     if stamps is not None:
         _produce(env.bootstrap, topics.input, spec.records(), stamps)
     latencies: list[float] = []
+    output_times: list[int] = []
     last_output_ms = 0
     seen: set[bytes] = set()
     deadline = time.monotonic() + (
-        spec.duration_s if spec.backlog_first else 60.0 + 5 * spec.expected_s
+        spec.duration_s
+        if spec.backlog_first
+        else ROW_TIMEOUT_BASE_S + ROW_TIMEOUT_FACTOR * spec.expected_s
     )
     cpu_end = cpu_start
+    if spec.backlog_first:
+        # The window starts with the first outcome: the worker has started,
+        # joined its group and filled its slots; start-up is not measured.
+        error = _wait_for_first_outcome(contender, reader, log_path)
+        if error is not None:
+            result.error = error
+            return
+        cpu_start = cpu_end = process_probe.cpu_seconds(contender.pid)
+        released = time.time()
+        deadline = time.monotonic() + spec.duration_s
     while len(seen) < spec.count and time.monotonic() < deadline:
         for key, timestamp, dead_lettered in reader.read(0.2):
             if key == spec.warmup.key or key in seen:
@@ -355,6 +386,7 @@ def _measure(
             seen.add(key)
             result.dead_lettered += dead_lettered
             last_output_ms = max(last_output_ms, timestamp)
+            output_times.append(timestamp)
             if stamps is not None and key in stamps:
                 latencies.append(float(timestamp - stamps[key]))
         if not contender.alive():
@@ -368,9 +400,10 @@ def _measure(
     result.completed = len(seen)
     if contender.alive():
         result.peak_rss_mb = process_probe.peak_rss_mb(contender.pid)
-    simulator_cpu = process_probe.cpu_seconds(simulator_pid) - simulator_cpu
-    stats = _simulator_call(env.simulator, "/stats", post=False)
+    simulator_cpu = env.simulator.cpu_seconds() - simulator_cpu
+    stats = env.simulator.stats()
     result.simulator_latency_mean_ms = float(stats["latency_seconds_mean"]) * 1000
+    result.simulator_service_mean_ms = float(stats["service_seconds_mean"]) * 1000
     result.simulator_requests = int(stats["requests_total"])
     result.simulator_max_in_flight = int(stats["max_in_flight"])
     if spec.backlog_first:
@@ -382,6 +415,7 @@ def _measure(
     if result.completed:
         result.events_per_s = result.completed / elapsed
         result.cpu_s_per_1k = (cpu_end - cpu_start) / result.completed * 1000
+    result.steady_events_per_s = _steady_rate(output_times)
     if latencies:
         latencies.sort()
         result.p50_ms = _percentile(latencies, 0.50)
