@@ -163,6 +163,13 @@ def _concurrency_list(text: str) -> tuple[int, ...]:
     return levels
 
 
+def _setting_argument(text: str) -> tuple[str, str]:
+    name, separator, value = text.partition("=")
+    if not separator or not name.startswith("STREAMS_"):
+        raise argparse.ArgumentTypeError(f"expected STREAMS_NAME=VALUE, got {text}")
+    return name, value
+
+
 def _bench(args: argparse.Namespace, settings: Settings) -> int:
     from streams.bench.command import run_bench
     from streams.bench.plan import BenchOptions
@@ -181,6 +188,7 @@ def _bench(args: argparse.Namespace, settings: Settings) -> int:
         "memory_duration_s": args.memory_duration_s,
         "partitions": args.partitions,
         "simulator_processes": args.simulator_processes,
+        "worker_settings": tuple(args.worker_setting) if args.worker_setting else None,
         "rows": tuple(args.rows) if args.rows else None,
     }
     values.update({key: value for key, value in given.items() if value is not None})
@@ -476,6 +484,15 @@ def _add_bench_parser(commands: argparse._SubParsersAction[Any]) -> None:
         default=None,
         help="simulator processes sharing one port (SO_REUSEPORT), for machines "
         "where one cannot answer C/L requests per second (default 1)",
+    )
+    bench.add_argument(
+        "--worker-setting",
+        type=_setting_argument,
+        action="append",
+        default=None,
+        metavar="STREAMS_X=VALUE",
+        help="a setting for our worker in every ours row, e.g. "
+        "STREAMS_WORKER__MAX_BUFFERED=8000 (repeatable; reported in the JSON)",
     )
     bench.add_argument(
         "--rows",

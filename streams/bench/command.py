@@ -79,6 +79,7 @@ def run_bench(
                     simulator=simulator,
                     work_dir=work_dir,
                     partitions=options.partitions,
+                    worker_settings=dict(options.worker_settings),
                 )
                 for spec in plan_rows(options):
                     console.print(

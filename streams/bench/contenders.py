@@ -76,6 +76,7 @@ def launch(
     pipeline_file: Path,
     llm_url: str,
     api_key: str,
+    worker_settings: dict[str, str] | None = None,
 ) -> Launch:
     """The command line of one contender.
 
@@ -88,6 +89,9 @@ def launch(
         pipeline_file: The row's copy of the tickets pipeline.
         llm_url: The simulator.
         api_key: Any key; the simulator wants one.
+        worker_settings: ``STREAMS_*`` variables laid over ours' settings
+            (to try a tuning); the benchmark's own topics, group, simulator
+            and concurrency win over them.
     """
     env = _base_env()
     common = [
@@ -115,6 +119,7 @@ def launch(
     if name == FAUST:
         argv = [sys.executable, "-m", "streams.bench.faust_agent", *common, *llm]
         return Launch([*argv, "--concurrency", str(concurrency)], env)
+    env.update(worker_settings or {})
     env.update(
         {
             "STREAMS_KAFKA__BOOTSTRAP_SERVERS": bootstrap,

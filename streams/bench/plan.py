@@ -55,6 +55,7 @@ class BenchOptions:
     )
     data_dir: Path | None = None
     simulator_processes: int = 1
+    worker_settings: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def quick_defaults(cls) -> dict[str, object]:

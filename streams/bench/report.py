@@ -247,6 +247,7 @@ class BenchReport:
                 "rounds": self.options.rounds,
                 "partitions": self.options.partitions,
                 "simulator_processes": self.options.simulator_processes,
+                "worker_settings": dict(self.options.worker_settings),
             },
             "machine": self.machine,
             "command": self.command,

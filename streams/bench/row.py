@@ -121,6 +121,7 @@ class BenchEnvironment:
     simulator: SimulatorPool
     work_dir: Path
     partitions: int
+    worker_settings: dict[str, str] = field(default_factory=dict)
 
 
 def _row_topics(name: str) -> Topics:
@@ -291,6 +292,7 @@ def run_row(env: BenchEnvironment, spec: RowSpec) -> RowResult:
         pipeline_file=pipeline_file,
         llm_url=env.simulator.url,
         api_key=API_KEY,
+        worker_settings=env.worker_settings,
     )
     stamps: dict[bytes, int] | None = None if spec.backlog_first else {}
     if spec.backlog_first:
