@@ -351,24 +351,27 @@ class BenchReport:
             axes.plot(
                 xs_c, list(ceilings.values()), linestyle="--", label="ceiling C/L"
             )
-        for name in (NAIVE, PASSTHROUGH, OURS_CACHE_HIT):
+        for name, style in ((NAIVE, ":"), (PASSTHROUGH, "-."), (OURS_CACHE_HIT, ":")):
             row = self._row(name)
             if row and row.events_per_s:
-                axes.axhline(row.events_per_s, linestyle=":", linewidth=1)
-                axes.annotate(
-                    f"{name} {row.events_per_s:.0f}/s",
-                    (axes.get_xlim()[0], row.events_per_s),
-                    fontsize=8,
-                    va="bottom",
+                axes.axhline(
+                    row.events_per_s,
+                    linestyle=style,
+                    linewidth=1,
+                    color="grey" if name != OURS_CACHE_HIT else "tab:purple",
+                    label=f"{name} ({row.events_per_s:,.0f}/s)",
                 )
         axes.set_xscale("log", base=2)
+        levels = sorted({row.concurrency for row in self.rows if row.name == OURS})
+        if levels:
+            axes.set_xticks(levels, [str(level) for level in levels])
         axes.set_yscale("log")
         axes.set_xlabel("concurrency (calls in flight)")
         axes.set_ylabel("events per second")
         axes.set_title(
             f"streams bench, mean latency {self.options.latency_mean_ms:.0f} ms"
         )
-        axes.legend()
+        axes.legend(fontsize=8)
         axes.grid(True, which="both", alpha=0.3)
         figure.tight_layout()
         figure.savefig(path, dpi=120)
