@@ -23,7 +23,7 @@ from __future__ import annotations
 import os
 import platform
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -89,7 +89,6 @@ class BenchReport:
     machine: dict[str, Any]
     command: str
     wall_s: float = 0.0
-    simulator_notes: list[str] = field(default_factory=list)
 
     def _row(self, name: str, concurrency: int | None = None) -> RowResult | None:
         for row in self.rows:
@@ -315,7 +314,7 @@ class BenchReport:
         lines += ["", "| target | status | detail |", "|---|---|---|"]
         for target in self.targets():
             lines.append(f"| {target.name} | {target.status} | {target.detail} |")
-        findings = self.simulator_findings() + self.simulator_notes
+        findings = self.simulator_findings()
         lines += [
             "",
             "Simulator: "

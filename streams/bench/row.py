@@ -103,7 +103,6 @@ class RowResult:
     simulator_max_in_flight: int | None = None
     simulator_cpu_share: float | None = None
     error: str | None = None
-    notes: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready, rounded."""
