@@ -193,7 +193,8 @@ class BenchReport:
         headroom = MEMORY_TARGET_MB - memory.peak_rss_mb
         detail = (
             f"{memory.peak_rss_mb:.0f} MB ({headroom:+.0f} MB of headroom) with a "
-            f"backlog of {memory.events:,} events"
+            f"backlog of {memory.events:,} events and at most "
+            f"{memory.simulator_max_in_flight or 0} calls in flight at the simulator"
         )
         if memory.events < MEMORY_TARGET_BACKLOG:
             status += " (smaller backlog)"
