@@ -124,10 +124,15 @@ def _load_average() -> tuple[float, float, float]:
 def _summary(result: RowResult) -> str:
     if result.events_per_s is None:
         return f"no throughput: {result.error}"
+    latency = (
+        f"p50 {result.p50_ms:.0f} ms, p99 {result.p99_ms:.0f} ms"
+        if result.p50_ms is not None and result.p99_ms is not None
+        else "latency not measured"
+    )
     text = (
         f"{result.events_per_s:,.1f} events/s, {result.completed}/{result.events} "
-        f"done, p50 {result.p50_ms or 0:.0f} ms, p99 {result.p99_ms or 0:.0f} ms, "
-        f"CPU {result.cpu_s_per_1k or 0:.2f} s/1k, RSS {result.peak_rss_mb or 0:.0f} MB"
+        f"done, {latency}, CPU {result.cpu_s_per_1k or 0:.2f} s/1k, "
+        f"RSS {result.peak_rss_mb or 0:.0f} MB"
     )
     if result.error:
         text += f" ({result.error})"
