@@ -348,12 +348,16 @@ def _measure(
     stamps: dict[bytes, int] | None,
     log_path: Path,
 ) -> None:
-    if not spec.backlog_first:
+    if spec.backlog_first:
+        # The window starts with the first outcome: the worker has started,
+        # joined its group and filled its slots; start-up is not measured.
+        error = _wait_for_first_outcome(contender, reader, log_path)
+    else:
         _produce(env.bootstrap, topics.input, [spec.warmup], None)
         error = _wait_for_warmup(spec, contender, reader, log_path)
-        if error is not None:
-            result.error = error
-            return
+    if error is not None:
+        result.error = error
+        return
     env.simulator.reset()
     simulator_cpu = env.simulator.cpu_seconds()
     cpu_start = process_probe.cpu_seconds(contender.pid)
@@ -370,16 +374,6 @@ def _measure(
         else ROW_TIMEOUT_BASE_S + ROW_TIMEOUT_FACTOR * spec.expected_s
     )
     cpu_end = cpu_start
-    if spec.backlog_first:
-        # The window starts with the first outcome: the worker has started,
-        # joined its group and filled its slots; start-up is not measured.
-        error = _wait_for_first_outcome(contender, reader, log_path)
-        if error is not None:
-            result.error = error
-            return
-        cpu_start = cpu_end = process_probe.cpu_seconds(contender.pid)
-        released = time.time()
-        deadline = time.monotonic() + spec.duration_s
     while len(seen) < spec.count and time.monotonic() < deadline:
         for key, timestamp, dead_lettered in reader.read(0.2):
             if key == spec.warmup.key or key in seen:
