@@ -51,7 +51,7 @@ API_KEY = "bench-local-key"
 WARMUP_TIMEOUT_S = 180.0
 STOP_TIMEOUT_S = 30.0
 ROW_TIMEOUT_BASE_S = 120.0
-ROW_TIMEOUT_FACTOR = 10.0
+ROW_TIMEOUT_FACTOR = 20.0
 """A row ends after ``base + factor x`` its duration at the ceiling."""
 
 
