@@ -16,14 +16,7 @@ import yaml
 
 from streams import paths
 from streams.bench.corpus import PIPELINE
-
-OURS = "ours"
-NAIVE = "naive"
-FAUST = "faust"
-PASSTHROUGH = "passthrough"
-OURS_CACHE_HIT = "ours-cache-hit"
-OURS_MEMORY = "ours-memory"
-ROW_NAMES = (OURS, NAIVE, FAUST, PASSTHROUGH, OURS_CACHE_HIT)
+from streams.bench.names import FAUST, NAIVE, PASSTHROUGH
 
 
 @dataclass(frozen=True)

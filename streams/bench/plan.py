@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-from streams.bench.contenders import (
+from streams.bench.corpus import distinct_records, identical_records, warmup_record
+from streams.bench.names import (
     FAUST,
     NAIVE,
     OURS,
@@ -22,7 +23,6 @@ from streams.bench.contenders import (
     OURS_MEMORY,
     PASSTHROUGH,
 )
-from streams.bench.corpus import distinct_records, identical_records, warmup_record
 from streams.bench.row import RowSpec
 
 FULL_CONCURRENCY = (16, 64, 256, 512)

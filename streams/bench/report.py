@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from streams.bench.contenders import (
+from streams.bench.names import (
     FAUST,
     NAIVE,
     OURS,

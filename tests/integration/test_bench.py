@@ -13,7 +13,7 @@ import pytest
 from rich.console import Console
 
 from streams.bench.command import run_bench
-from streams.bench.contenders import OURS_MEMORY, ROW_NAMES
+from streams.bench.names import OURS_MEMORY, ROW_NAMES
 from streams.bench.plan import BenchOptions
 from streams.settings import KafkaSettings, Settings
 
