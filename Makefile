@@ -27,11 +27,11 @@ bench-setup: $(BENCH_STAMP) ## the project with faust-streaming and matplotlib f
 # The full benchmark takes long and wants a quiet machine (docs/benchmark.md).
 bench: bench-setup ## ours against naive, faust and pass-through; report in out/bench/
 	@mkdir -p out/bench
-	$(BIN)/streams bench --markdown out/bench/report.md --json out/bench/report.json --plot out/bench/throughput.png
+	$(BIN)/streams --log-level WARNING bench --markdown out/bench/report.md --json out/bench/report.json --plot out/bench/throughput.png
 
 bench-quick: bench-setup ## the same in a few minutes, with small counts
 	@mkdir -p out/bench
-	$(BIN)/streams bench --quick --markdown out/bench/quick.md --json out/bench/quick.json --plot out/bench/quick.png
+	$(BIN)/streams --log-level WARNING bench --quick --markdown out/bench/quick.md --json out/bench/quick.json --plot out/bench/quick.png
 
 demo: setup ## broker + simulator + sample data + worker, then a summary
 	@mkdir -p out
