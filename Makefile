@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup prometheus-tools demo test unit lint format broker-start broker-stop broker-status simulator clean
+.PHONY: setup bench-setup prometheus-tools demo test unit lint format bench bench-quick broker-start broker-stop broker-status simulator clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,11 +16,28 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP) ## create .venv and install the project with its dev tools
 
+BENCH_STAMP := $(VENV)/.bench-installed
+
+$(BENCH_STAMP): $(STAMP) pyproject.toml
+	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"
+	touch $(BENCH_STAMP)
+
+bench-setup: $(BENCH_STAMP) ## the project with faust-streaming and matplotlib for the benchmark
+
+# The full benchmark takes long and wants a quiet machine (docs/benchmark.md).
+bench: bench-setup ## ours against naive, faust and pass-through; report in out/bench/
+	@mkdir -p out/bench
+	$(BIN)/streams --log-level WARNING bench --markdown out/bench/report.md --json out/bench/report.json --plot out/bench/throughput.png
+
+bench-quick: bench-setup ## the same in a few minutes, with small counts
+	@mkdir -p out/bench
+	$(BIN)/streams --log-level WARNING bench --quick --markdown out/bench/quick.md --json out/bench/quick.json --plot out/bench/quick.png
+
 demo: setup ## broker + simulator + sample data + worker, then a summary
 	@mkdir -p out
 	$(BIN)/streams demo --summary-json out/demo-summary.json
 
-test: setup prometheus-tools ## every test; starts and stops its own Kafka broker and simulator
+test: setup bench-setup prometheus-tools ## every test; starts and stops its own Kafka broker and simulator
 	$(BIN)/python -m pytest
 
 # The dashboard and alert tests run the real prometheus and promtool. As root,

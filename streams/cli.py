@@ -1,8 +1,8 @@
 """The ``streams`` command line.
 
 Subcommands: ``broker start|stop|status``, ``simulate-llm``, ``topics``,
-``produce``, ``run``, ``demo``, ``chaos``, ``cost-report``, ``status`` and
-``dlq inspect|replay``. Every
+``produce``, ``run``, ``demo``, ``chaos``, ``bench``, ``cost-report``,
+``status`` and ``dlq inspect|replay``. Every
 command reads the settings (file and environment, see
 :mod:`streams.settings`), so the same command runs against the local broker
 or a user's cluster.
@@ -21,6 +21,7 @@ from pathlib import Path
 import orjson
 from confluent_kafka import KafkaException
 
+from streams.bench.arguments import add_bench_parser
 from streams.errors import StreamsError
 from streams.observability.logging import configure_logging
 from streams.settings import Settings, load_settings
@@ -56,7 +57,13 @@ def _simulate(args: argparse.Namespace, _settings: Settings) -> int:
     }
     if args.faults:
         mapping["faults"] = orjson.loads(args.faults)
-    run(SimulatorConfig.from_mapping(mapping), host=args.host, port=args.port)
+    run(
+        SimulatorConfig.from_mapping(mapping),
+        host=args.host,
+        port=args.port,
+        reuse_port=args.reuse_port,
+        admin_port=args.admin_port,
+    )
     return 0
 
 
@@ -271,6 +278,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     simulate.add_argument("--seed", type=int, default=0)
     simulate.add_argument("--faults", default=None, help="fault settings as JSON")
+    simulate.add_argument(
+        "--reuse-port",
+        action="store_true",
+        help="bind with SO_REUSEPORT, so several simulator processes share a port",
+    )
+    simulate.add_argument(
+        "--admin-port",
+        type=int,
+        default=None,
+        help="also listen on this port of this process's own (0 picks one), "
+        "to read its /stats when the main port is shared",
+    )
     simulate.set_defaults(handler=_simulate)
 
     topics = commands.add_parser(
@@ -372,6 +391,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     chaos.add_argument("--data-dir", type=Path, default=None)
     chaos.set_defaults(handler=_chaos)
+    add_bench_parser(commands)
 
     status = commands.add_parser(
         "status", help="live view of a worker's lag, throughput, errors and cost"

@@ -47,6 +47,8 @@ _MISSING_KEY = ErrorSpec(
 _TOO_LARGE = ErrorSpec(
     413, "Request body too large.", "invalid_request_error", "request_too_large"
 )
+_BODY_READ_AT = "streams_simulator_body_read_at"
+"""Where a request keeps the loop time its body was read (service time)."""
 _SHUTTING_DOWN = ErrorSpec(
     503, "Server Overloaded: shutting down.", "api_error", "server_overloaded"
 )
@@ -90,7 +92,9 @@ async def handle_chat_completions(request: web.Request) -> web.StreamResponse:
         status = response.status
         return response
     finally:
-        state.stats.request_finished(status, loop.time() - started)
+        ended = loop.time()
+        body_read = request.get(_BODY_READ_AT, started)
+        state.stats.request_finished(status, ended - started, ended - body_read)
 
 
 async def _answer(
@@ -101,6 +105,7 @@ async def _answer(
         raw = await request.read()
     except web.HTTPRequestEntityTooLarge:
         return error_response(_TOO_LARGE, {"x-request-id": state.arrival_id(b"")})
+    request[_BODY_READ_AT] = asyncio.get_running_loop().time()
     request_id = state.arrival_id(raw)
     headers = {"x-request-id": request_id}
 

@@ -121,14 +121,21 @@ class SimulatorHandle:
         app: The running application.
         host: The address the server listens on.
         port: The port the server listens on.
+        admin_port: The process's own second port, when one was asked for.
     """
 
     def __init__(
-        self, app: web.Application, runner: web.AppRunner, host: str, port: int
+        self,
+        app: web.Application,
+        runner: web.AppRunner,
+        host: str,
+        port: int,
+        admin_port: int | None = None,
     ) -> None:
         self.app = app
         self.host = host
         self.port = port
+        self.admin_port = admin_port
         self._runner = runner
 
     @property
@@ -161,7 +168,12 @@ class SimulatorHandle:
 
 
 async def serve(
-    config: SimulatorConfig, host: str = "127.0.0.1", port: int = 0
+    config: SimulatorConfig,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    reuse_port: bool = False,
+    admin_port: int | None = None,
 ) -> SimulatorHandle:
     """Start the simulator in the running event loop.
 
@@ -169,6 +181,12 @@ async def serve(
         config: Simulator settings.
         host: Address to listen on; loopback by default.
         port: Port to listen on; 0 picks a free one.
+        reuse_port: Bind with ``SO_REUSEPORT``, so several simulator
+            processes can share one port and the kernel spreads connections
+            over them (more answers per second on a machine with more cores).
+        admin_port: Also listen on this port (0: a free one), which this
+            process alone owns; with a shared port, it is where this
+            process's ``/stats`` can be read.
 
     Returns:
         A handle with the bound port and URL.
@@ -176,9 +194,13 @@ async def serve(
     app = create_app(config)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=_SHUTDOWN_TIMEOUT_S)
     await runner.setup()
-    site = web.TCPSite(runner, host, port, backlog=_BACKLOG)
+    site = web.TCPSite(runner, host, port, backlog=_BACKLOG, reuse_port=reuse_port)
     await site.start()
     bound_port = int(runner.addresses[0][1])
+    bound_admin: int | None = None
+    if admin_port is not None:
+        await web.TCPSite(runner, host, admin_port).start()
+        bound_admin = int(runner.addresses[-1][1])
     logger.info(
         "simulator.started host=%s port=%s latency_mean_ms=%s seed=%s",
         host,
@@ -186,30 +208,55 @@ async def serve(
         config.latency_mean_ms,
         config.seed,
     )
-    return SimulatorHandle(app, runner, host, bound_port)
+    return SimulatorHandle(app, runner, host, bound_port, bound_admin)
 
 
-def run(config: SimulatorConfig, host: str = "127.0.0.1", port: int = 0) -> None:
+def run(
+    config: SimulatorConfig,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    reuse_port: bool = False,
+    admin_port: int | None = None,
+) -> None:
     """Serve until SIGINT or SIGTERM; for the command line.
 
     Prints ``simulator listening on <url>`` to stdout, flushed, once the
-    server accepts connections, so a parent process can wait for that line.
+    server accepts connections, so a parent process can wait for that line;
+    with an admin port, ``simulator admin on <url>`` comes first.
 
     Args:
         config: Simulator settings.
         host: Address to listen on.
         port: Port to listen on; 0 picks a free one (read it from the line).
+        reuse_port: Share the port with other simulator processes.
+        admin_port: A second port of this process's own (see ``serve``).
     """
-    asyncio.run(_serve_until_signalled(config, host, port))
+    asyncio.run(
+        _serve_until_signalled(
+            config, host, port, reuse_port=reuse_port, admin_port=admin_port
+        )
+    )
 
 
-async def _serve_until_signalled(config: SimulatorConfig, host: str, port: int) -> None:
+async def _serve_until_signalled(
+    config: SimulatorConfig,
+    host: str,
+    port: int,
+    *,
+    reuse_port: bool,
+    admin_port: int | None,
+) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
 
-    handle = await serve(config, host, port)
+    handle = await serve(
+        config, host, port, reuse_port=reuse_port, admin_port=admin_port
+    )
+    if handle.admin_port is not None:
+        print(f"simulator admin on http://{host}:{handle.admin_port}", flush=True)
     print(f"simulator listening on {handle.url}", flush=True)
     try:
         await stop.wait()

@@ -3,7 +3,10 @@
 They let a test or benchmark check what the server actually did: how many
 requests arrived, how they were answered, which faults were injected, how
 many prompt tokens hit the cache, and the measured latency (sum and count,
-so the mean of a run can be computed). ``in_flight`` and
+so the mean of a run can be computed). Latency runs from the request's
+arrival to the end of its response; service time runs from the moment its
+body was read, so it leaves out a client that is slow to send the body
+(a starved client process) and measures the simulator's own part. ``in_flight`` and
 ``max_in_flight`` show the concurrency a client really achieved.
 """
 
@@ -33,6 +36,7 @@ class SimulatorStats:
         self.completion_tokens = 0
         self.latency_seconds_sum = 0.0
         self.latency_seconds_count = 0
+        self.service_seconds_sum = 0.0
         self.max_in_flight = self.in_flight
 
     def request_started(self) -> None:
@@ -41,7 +45,9 @@ class SimulatorStats:
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
 
-    def request_finished(self, status: int | None, latency_s: float) -> None:
+    def request_finished(
+        self, status: int | None, latency_s: float, service_s: float | None = None
+    ) -> None:
         """Count the end of a request.
 
         Args:
@@ -49,6 +55,8 @@ class SimulatorStats:
                 before any response was sent; only answered requests count
                 towards the latency.
             latency_s: Seconds from arrival to the end of the response.
+            service_s: Seconds from the body read to the end of the
+                response; ``latency_s`` when not given.
         """
         self.in_flight -= 1
         if status is None:
@@ -56,6 +64,7 @@ class SimulatorStats:
         self.responses_by_status[status] += 1
         self.latency_seconds_sum += latency_s
         self.latency_seconds_count += 1
+        self.service_seconds_sum += latency_s if service_s is None else service_s
 
     def fault_injected(self, kind: FaultKind) -> None:
         """Count one injected fault."""
@@ -69,11 +78,9 @@ class SimulatorStats:
 
     def snapshot(self) -> dict[str, Any]:
         """Return the counters as plain JSON-ready data."""
-        mean = (
-            self.latency_seconds_sum / self.latency_seconds_count
-            if self.latency_seconds_count
-            else 0.0
-        )
+        count = self.latency_seconds_count
+        mean = self.latency_seconds_sum / count if count else 0.0
+        service_mean = self.service_seconds_sum / count if count else 0.0
         return {
             "requests_total": self.requests_total,
             "responses_by_status": {
@@ -89,6 +96,8 @@ class SimulatorStats:
             "latency_seconds_sum": self.latency_seconds_sum,
             "latency_seconds_count": self.latency_seconds_count,
             "latency_seconds_mean": mean,
+            "service_seconds_sum": self.service_seconds_sum,
+            "service_seconds_mean": service_mean,
             "in_flight": self.in_flight,
             "max_in_flight": self.max_in_flight,
         }

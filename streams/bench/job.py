@@ -1,0 +1,52 @@
+"""The enrichment job the baselines do, written as plainly as a team would.
+
+Both baselines (naive and faust) decode and validate the record with the
+pipeline's input schema, build the same chat messages as our worker (so the
+simulator does the same work for everyone), ask for a JSON answer with the
+same parameters, and write the input with the parsed answer attached, under
+the input's key. They do no deduplication, no retry and no dead-lettering:
+that is the point of comparison, and the benchmark's events are all valid.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from streams import paths
+from streams.pipeline.config import Pipeline, load_pipeline
+from streams.pipeline.decode import decode_event
+from streams.pipeline.prompt import build_messages
+
+EXTRA_BODY = {"thinking": {"type": "disabled"}}
+
+
+def load_bench_pipeline(pipeline_file: Path) -> Pipeline:
+    """The pipeline a baseline runs (the same file our worker reads)."""
+    return load_pipeline(pipeline_file, paths.SCHEMAS_DIR)
+
+
+def request_arguments(pipeline: Pipeline, value: bytes | None) -> dict[str, Any]:
+    """Keyword arguments of ``chat.completions.create`` for one record.
+
+    Raises:
+        DecodeError: The record is not a valid event (never in the benchmark).
+    """
+    event = decode_event(value, pipeline)
+    return {
+        "model": pipeline.config.model,
+        "messages": build_messages(pipeline, event),
+        "max_tokens": pipeline.config.max_tokens,
+        "response_format": {"type": "json_object"},
+        "temperature": 0.0,
+        "extra_body": EXTRA_BODY,
+    }
+
+
+def enriched_value(value: bytes | None, content: str | None) -> bytes:
+    """The output: the input envelope with the model's parsed answer added."""
+    envelope = orjson.loads(value or b"{}")
+    envelope["enrichment"] = orjson.loads(content or "{}")
+    return orjson.dumps(envelope)
