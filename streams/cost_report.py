@@ -38,7 +38,7 @@ from pydantic import SecretStr
 from streams.data.plan import select_replays
 from streams.data.sample import load_pipeline_events
 from streams.llm.circuit_breaker import CircuitBreaker
-from streams.llm.client import ChatClient, ChatRequest
+from streams.llm.client import ChatRequest, open_chat_client
 from streams.llm.pricing import PriceList
 from streams.llm.retry_policy import RetryPolicy
 from streams.llm.usage import Usage
@@ -150,7 +150,7 @@ async def _run_strategy(
         llm = settings.llm.model_copy(
             update={"base_url": simulator.url, "api_key": SecretStr(SIMULATOR_KEY)}
         )
-        client = ChatClient(llm)
+        client = open_chat_client(llm)
         enricher = Enricher(
             client,
             policy=RetryPolicy.from_settings(llm),

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from streams.kafka.retry_topics import retry_tiers
 from streams.kafka.topics import ensure_topics
 from streams.llm.circuit_breaker import CircuitBreaker, CircuitState
-from streams.llm.client import ChatClient
+from streams.llm.client import ChatTransport, open_chat_client
 from streams.llm.concurrency import AdaptiveLimit
 from streams.llm.pricing import PriceList
 from streams.llm.rate_limit import RateLimiter
@@ -39,7 +39,7 @@ class Service:
     """A worker and what it owns."""
 
     worker: Worker
-    chat: ChatClient
+    chat: ChatTransport
     breaker: CircuitBreaker
     pipelines: dict[str, Pipeline]
     settings: Settings
@@ -51,7 +51,7 @@ def build_service(settings: Settings, metrics: Metrics | None = None) -> Service
     pipelines = load_pipelines(
         settings.pipelines_dir, settings.schemas_dir, settings.pipelines
     )
-    chat = ChatClient(settings.llm)
+    chat = open_chat_client(settings.llm)
     endpoint = settings.llm.base_url
 
     def circuit_changed(state: CircuitState) -> None:

@@ -1,9 +1,13 @@
 """One chat-completions call, and the translation of what can go wrong.
 
-The openai SDK is used with ``max_retries=0``: retries are decided in one
-place (:mod:`streams.llm.retry_policy`). Every call runs under one absolute
-deadline (``asyncio.timeout``), because a provider that holds the connection
-open and sends keep-alive blank lines resets any read timeout.
+Two clients share this table: :class:`ChatClient` (the openai SDK,
+``llm.transport: openai-sdk``) and
+:class:`streams.llm.http_chat.HttpChatClient` (aiohttp, the default, about a
+tenth of the CPU per call). The SDK is used with ``max_retries=0``: retries
+are decided in one place (:mod:`streams.llm.retry_policy`). Every call runs
+under one absolute deadline (``asyncio.timeout``), because a provider that
+holds the connection open and sends keep-alive blank lines resets any read
+timeout.
 
 Translation of failures (the table the retry decision rests on):
 
@@ -31,7 +35,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import openai
 
@@ -80,15 +84,31 @@ class ChatResponse:
 
 
 def _status_error(exc: openai.APIStatusError) -> Exception:
-    status = exc.status_code
-    request_id = getattr(exc, "request_id", None)
+    return classify_status(
+        exc.status_code,
+        str(exc.body or exc.message),
+        exc.response.headers.get("retry-after"),
+        getattr(exc, "request_id", None),
+    )
+
+
+def classify_status(
+    status: int, body_text: str, retry_after: str | None, request_id: str | None
+) -> Exception:
+    """The error an HTTP error status stands for (the table above).
+
+    Args:
+        status: The HTTP status, 400 or more.
+        body_text: The response body, read only for the content-risk marker.
+        retry_after: The ``Retry-After`` header, when sent.
+        request_id: The provider's request id, when known.
+    """
     message = f"HTTP {status} from the LLM API"
     if status == 429:
-        retry_after = _retry_after_s(exc)
         return RetryableError(
             message,
             reason="rate_limited",
-            retry_after_s=retry_after,
+            retry_after_s=parse_retry_after(retry_after),
             status=status,
             request_id=request_id,
         )
@@ -112,7 +132,6 @@ def _status_error(exc: openai.APIStatusError) -> Exception:
         return ConfigurationError(
             "the LLM API answered 404: check llm.base_url and the model name"
         )
-    body_text = str(exc.body or exc.message)
     if status == 400 and "content exists risk" in body_text.lower():
         return PermanentError(
             "the provider refused the content (HTTP 400, content risk)",
@@ -128,8 +147,8 @@ def _status_error(exc: openai.APIStatusError) -> Exception:
     )
 
 
-def _retry_after_s(exc: openai.APIStatusError) -> float | None:
-    value = exc.response.headers.get("retry-after")
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a ``Retry-After`` header in seconds form; None otherwise."""
     if value is None:
         return None
     try:
@@ -138,8 +157,50 @@ def _retry_after_s(exc: openai.APIStatusError) -> float | None:
         return None
 
 
+class ChatTransport(Protocol):
+    """A chat-completions client the worker can call and close."""
+
+    async def complete(self, request: ChatRequest) -> ChatResponse:
+        """Makes one call; raises a classified error on any failure."""
+        ...
+
+    async def close(self) -> None:
+        """Closes its connections."""
+        ...
+
+
+def require_api_key(settings: LLMSettings) -> str:
+    """The configured key.
+
+    Raises:
+        ConfigurationError: No key is set.
+    """
+    api_key = settings.api_key.get_secret_value() if settings.api_key else None
+    if not api_key:
+        raise ConfigurationError(
+            "no LLM API key: set DEEPSEEK_API_KEY. For the local simulator "
+            "(streams simulate-llm --port 8089) any value works: "
+            "DEEPSEEK_API_KEY=local DEEPSEEK_BASE_URL=http://127.0.0.1:8089"
+        )
+    return api_key
+
+
+def open_chat_client(settings: LLMSettings) -> ChatTransport:
+    """The client ``llm.transport`` names: aiohttp (default) or the openai SDK.
+
+    Raises:
+        ConfigurationError: No key is set.
+    """
+    if settings.transport == "openai-sdk":
+        return ChatClient(settings)
+    # Imported here: the HTTP client reuses this module's error table.
+    from streams.llm.http_chat import HttpChatClient
+
+    return HttpChatClient(settings, require_api_key(settings))
+
+
 class ChatClient:
-    """Sends chat-completions requests with one deadline each.
+    """Sends chat-completions requests through the openai SDK, one deadline each.
 
     Args:
         settings: Base URL, key, deadline and connect timeout.
@@ -147,13 +208,7 @@ class ChatClient:
 
     def __init__(self, settings: LLMSettings) -> None:
         self._settings = settings
-        api_key = settings.api_key.get_secret_value() if settings.api_key else None
-        if not api_key:
-            raise ConfigurationError(
-                "no LLM API key: set DEEPSEEK_API_KEY. For the local simulator "
-                "(streams simulate-llm --port 8089) any value works: "
-                "DEEPSEEK_API_KEY=local DEEPSEEK_BASE_URL=http://127.0.0.1:8089"
-            )
+        api_key = require_api_key(settings)
         self._client = openai.AsyncOpenAI(
             api_key=api_key,
             base_url=settings.base_url,
