@@ -11,7 +11,6 @@ or a user's cluster.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import signal
 import sys
@@ -21,6 +20,7 @@ from pathlib import Path
 import orjson
 from confluent_kafka import KafkaException
 
+from streams import event_loop
 from streams.bench.arguments import add_bench_parser
 from streams.errors import StreamsError
 from streams.observability.logging import configure_logging
@@ -154,7 +154,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
                 file=sys.stderr,
             )
             return 1
-    stats = asyncio.run(run_until_signal(service))
+    stats = event_loop.run(run_until_signal(service))
     print(orjson.dumps(stats.as_dict()).decode())
     return 0
 

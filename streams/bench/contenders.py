@@ -124,7 +124,9 @@ def launch(
             "STREAMS_LLM__BASE_URL": llm_url,
             "STREAMS_LLM__API_KEY": api_key,
             "STREAMS_LLM__MAX_IN_FLIGHT": str(concurrency),
+            "STREAMS_RETRY__TOPIC_PREFIX": f"{topics.group}.retry",
             "STREAMS_OBSERVABILITY__LOG_FORMAT": "json",
         }
     )
-    return Launch([sys.executable, "-m", "streams", "run"], env)
+    # The row's own retry tier topics are created at start.
+    return Launch([sys.executable, "-m", "streams", "run", "--create-topics"], env)

@@ -215,7 +215,7 @@ def _error_from_log(log_path: Path) -> str:
         if any(word in line for word in ("Error", "error", "Exception", "Traceback"))
     ]
     if not telling:
-        return "no error in its log"
+        return lines[-1][:400] if lines else "no error in its log"
     return " | ".join(line[:400] for line in telling[-3:])
 
 

@@ -30,6 +30,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from streams import event_loop
 from streams.data.produce import ProduceReport, produce_events
 from streams.demo.ledger import Coordinates, OutputLedger
 from streams.demo.local_services import (
@@ -246,7 +247,7 @@ def run_demo(
                 },
             )
             console.print(f"produced {len(report.records)} records")
-            llm_calls, retries, retried = asyncio.run(
+            llm_calls, retries, retried = event_loop.run(
                 _run_until_accounted(settings, report, ledger, console, timeout_s, hold)
             )
             summary = summarise(

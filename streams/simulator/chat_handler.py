@@ -47,7 +47,7 @@ _MISSING_KEY = ErrorSpec(
 _TOO_LARGE = ErrorSpec(
     413, "Request body too large.", "invalid_request_error", "request_too_large"
 )
-_BODY_READ_AT = "streams_simulator_body_read_at"
+_BODY_READ_AT = web.RequestKey("streams_simulator_body_read_at", float)
 """Where a request keeps the loop time its body was read (service time)."""
 _SHUTTING_DOWN = ErrorSpec(
     503, "Server Overloaded: shutting down.", "api_error", "server_overloaded"

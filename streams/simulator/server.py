@@ -26,6 +26,7 @@ import pydantic
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from streams import event_loop
 from streams.simulator.chat_handler import handle_chat_completions, json_response
 from streams.simulator.config import FaultSettings, SimulatorConfig
 from streams.simulator.fault_catalogue import ErrorSpec
@@ -232,7 +233,7 @@ def run(
         reuse_port: Share the port with other simulator processes.
         admin_port: A second port of this process's own (see ``serve``).
     """
-    asyncio.run(
+    event_loop.run(
         _serve_until_signalled(
             config, host, port, reuse_port=reuse_port, admin_port=admin_port
         )
