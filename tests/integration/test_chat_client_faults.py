@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import pytest
+from aiohttp import web
 from pydantic import SecretStr
 
 from streams import paths
@@ -241,3 +242,54 @@ def test_account_failures_are_account_level(kind: FaultKind, reason: str) -> Non
     assert isinstance(error, RetryableError), repr(error)
     assert error.reason == reason
     assert getattr(error, "account_level", False)
+
+
+def test_every_request_asks_for_thinking_disabled() -> None:
+    """With thinking off, reasoning cannot eat the budget of an extraction."""
+    bodies: list[dict[str, Any]] = []
+
+    async def answer(request: web.Request) -> web.Response:
+        bodies.append(await request.json())
+        return web.json_response(
+            {
+                "id": "r-1",
+                "object": "chat.completion",
+                "created": 0,
+                "model": "deepseek-flash",
+                "choices": [
+                    {
+                        "index": 0,
+                        "finish_reason": "stop",
+                        "message": {"role": "assistant", "content": "{}"},
+                    }
+                ],
+                "usage": {
+                    "prompt_tokens": 10,
+                    "completion_tokens": 2,
+                    "total_tokens": 12,
+                },
+            }
+        )
+
+    async def main() -> None:
+        app = web.Application()
+        app.router.add_post("/chat/completions", answer)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = runner.addresses[0][1]
+        client = ChatClient(
+            LLMSettings(base_url=f"http://127.0.0.1:{port}", api_key=SecretStr("k"))
+        )
+        try:
+            response = await client.complete(REQUEST)
+        finally:
+            await client.close()
+            await runner.cleanup()
+        assert response.content == "{}"
+
+    asyncio.run(main())
+    (body,) = bodies
+    assert body["thinking"] == {"type": "disabled"}
+    assert body["response_format"] == {"type": "json_object"}

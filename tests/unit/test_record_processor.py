@@ -26,7 +26,7 @@ from streams.observability.metrics import Metrics
 from streams.pipeline.config import Pipeline
 from streams.pipeline.deduplication import Deduplicator
 from streams.pipeline.enricher import Enricher, Enrichment
-from streams.settings import PricingSettings, Settings
+from streams.settings import PricingSettings, Settings, WorkerSettings
 from streams.worker.record_processor import RecordProcessor
 from streams.worker.stats import WorkerStats
 from tests.unit.conftest import ticket_bytes
@@ -78,7 +78,7 @@ def producer_fake() -> Any:
 
 
 def make_processor(
-    model: CountingModel, max_attempts: int = 1
+    model: CountingModel, max_attempts: int = 1, settings: Settings | None = None
 ) -> tuple[RecordProcessor, Any]:
     """A processor with the scripted model and a producer that acknowledges."""
     producer = producer_fake()
@@ -90,7 +90,7 @@ def make_processor(
         max_in_flight=4,
     )
     processor = RecordProcessor(
-        Settings(),
+        settings or Settings(),
         enricher=enricher,
         deduplicator=Deduplicator[Enrichment](10),
         producer=producer,
@@ -213,3 +213,17 @@ def test_blank_content_is_retried_with_a_cap_and_never_marks_the_hash_done(
         assert topic == Settings().kafka.dead_letter_topic
         assert dict(headers)["dlq.error.reason"] == b"blank_content"
         assert dict(headers)["dlq.attempts"] == b"3"
+
+
+def test_tombstones_can_be_skipped_by_configuration_but_empty_values_cannot(
+    pipelines: dict[str, Pipeline],
+) -> None:
+    skipping = Settings(worker=WorkerSettings(tombstones="skip"))
+    model = CountingModel()
+    processor, producer = make_processor(model, settings=skipping)
+    assert process_one(processor, pipelines["tickets"], None) == [True]
+    assert producer.send.call_count == 0  # finished with no output at all
+    assert process_one(processor, pipelines["tickets"], b"") == [True]
+    _topic, _key, _value, headers = sent(producer)
+    assert headers["dlq.error.reason"] == b"empty_value"
+    assert model.requests == []
