@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 
 from streams import json_codec
+from streams.data.malformed import big_integer
 from streams.errors import DecodeError
 from streams.pipeline.config import Pipeline
 from streams.pipeline.content_hash import content_hash
-from streams.pipeline.decode import decode_event
+from streams.pipeline.decode import Event, decode_event
 from tests.unit.conftest import ticket_body, ticket_bytes
 
 
@@ -106,3 +107,29 @@ def test_hash_ignores_ids_and_times_but_not_content(
     assert content_hash(tickets, first, "m") != content_hash(
         tickets, first, "other-model"
     )
+
+
+def test_integers_beyond_64_bits_in_content_change_the_hash_digit_by_digit(
+    pipelines: dict[str, Pipeline],
+) -> None:
+    """Two ids one apart are the same float; their hashes must still differ."""
+    crm = pipelines["crm"]
+    template = big_integer("crm").value
+    assert template is not None
+
+    def event_with(number: bytes) -> Event:
+        raw = template.replace(
+            b'"contact":{', b'"contact":{"AccountNumber":' + number + b","
+        )
+        return decode_event(raw, crm)
+
+    first = event_with(b"123456789012345678901234567890")
+    second = event_with(b"123456789012345678901234567891")
+    assert float(123456789012345678901234567890) == float(
+        123456789012345678901234567891
+    )
+    assert (
+        first.body["data"]["contact"]["AccountNumber"] == 123456789012345678901234567890
+    )
+    assert content_hash(crm, first, "m") != content_hash(crm, second, "m")
+    assert b"123456789012345678901234567890" in json_codec.dumps(first.body)

@@ -52,7 +52,15 @@ def test_a_failed_leader_hands_over_and_its_stale_report_changes_nothing() -> No
 
 
 @pytest.mark.parametrize(
-    ("reason", "shared"), [("content_refused", True), ("rate_limited", False)]
+    ("reason", "shared"),
+    [
+        ("content_refused", True),
+        ("output_schema_violation", True),
+        ("rate_limited", False),
+        ("blank_content", False),
+        ("truncated", False),
+        ("invalid_json", False),
+    ],
 )
 def test_only_content_failures_are_shared(reason: str, shared: bool) -> None:
     async def scenario() -> str:

@@ -341,15 +341,25 @@ def test_a_spent_budget_holds_calls_until_the_next_hour(
     assert gate.closure("tickets") is not None  # the second call spent the new hour
 
 
-def test_an_answer_truncated_twice_at_the_largest_max_tokens_is_permanent(
-    pipelines: dict[str, Pipeline],
+@pytest.mark.parametrize(
+    "step",
+    [
+        answer('{"summary": "half', finish="length"),
+        answer(None, finish="length", reasoning=True),
+    ],
+    ids=["truncated", "reasoning-only"],
+)
+def test_an_answer_that_stays_cut_off_is_dead_lettered_once_the_budget_is_spent(
+    pipelines: dict[str, Pipeline], step: ChatResponse
 ) -> None:
-    cut = answer('{"summary": "half', finish="length")
-    model = ScriptedModel([cut])
+    """max_tokens doubles up to four times the pipeline's, is tried once more
+    at that size, and then it is permanent."""
+    model = ScriptedModel([step])
+    breaker = CircuitBreaker("test")
     enricher = Enricher(
         model,
-        policy=RetryPolicy(max_attempts=8, wait=False),
-        breaker=CircuitBreaker("test"),
+        policy=RetryPolicy(max_attempts=10, wait=False),
+        breaker=breaker,
         prices=PriceList(PricingSettings()),
         max_in_flight=4,
     )
@@ -359,5 +369,37 @@ def test_an_answer_truncated_twice_at_the_largest_max_tokens_is_permanent(
     budget = pipelines["tickets"].config.max_tokens
     sizes = [r.max_tokens for r in model.requests]
     assert sizes == [budget, budget * 2, budget * 4, budget * 4]
-    assert not caught.value.cause.retryable
-    assert caught.value.reason == "truncated"
+    assert caught.value.reason in ("truncated", "reasoning_only")
+    assert isinstance(caught.value.cause, PermanentError)
+    assert caught.value.usage.completion_tokens == 4 * 50  # every attempt billed
+    assert breaker.state is CircuitState.CLOSED
+
+
+def test_reasoning_tokens_are_logged_as_a_warning(
+    pipelines: dict[str, Pipeline], caplog: pytest.LogCaptureFixture
+) -> None:
+    thinking = Usage(
+        prompt_cache_miss_tokens=40, completion_tokens=90, reasoning_tokens=40
+    )
+    model = ScriptedModel(
+        [ChatResponse(GOOD, "stop", True, thinking, "deepseek-flash", "r", 0.01)]
+    )
+    with caplog.at_level("WARNING", logger="streams.pipeline.enricher"):
+        run(pipelines, model)()
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any(
+        "llm.reasoning_tokens" in line and "tokens=40" in line for line in warnings
+    ), warnings
+
+
+def test_a_refusal_never_opens_the_circuit(pipelines: dict[str, Pipeline]) -> None:
+    refusal = PermanentError("refused", reason="content_refused", status=400)
+    model = ScriptedModel([refusal])
+    enricher, breaker = make_enricher(model, failure_threshold=1)
+    event = decode_event(ticket_bytes(), pipelines["tickets"])
+    for _ in range(3):
+        with pytest.raises(EnrichmentFailed):
+            asyncio.run(enricher.enrich(pipelines["tickets"], event))
+    assert len(model.requests) == 3  # one per event, none retried
+    assert breaker.state is CircuitState.CLOSED
+    assert breaker.open_count == 0
