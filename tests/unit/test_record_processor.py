@@ -26,7 +26,7 @@ from streams.observability.metrics import Metrics
 from streams.pipeline.config import Pipeline
 from streams.pipeline.deduplication import Deduplicator
 from streams.pipeline.enricher import Enricher, Enrichment
-from streams.settings import PricingSettings, Settings, WorkerSettings
+from streams.settings import PricingSettings, RetrySettings, Settings, WorkerSettings
 from streams.worker.record_processor import RecordProcessor
 from streams.worker.stats import WorkerStats
 from tests.unit.conftest import ticket_bytes
@@ -203,7 +203,9 @@ def test_blank_content_is_retried_with_a_cap_and_never_marks_the_hash_done(
     pipelines: dict[str, Pipeline], content: str
 ) -> None:
     model = CountingModel(content)
-    processor, producer = make_processor(model, max_attempts=3)
+    # Without retry tiers, exhausted attempts end in the dead-letter topic.
+    no_tiers = Settings(retry=RetrySettings(tiers_s=[]))
+    processor, producer = make_processor(model, max_attempts=3, settings=no_tiers)
     for _ in range(2):  # the same content twice: the second must call again
         assert process_one(processor, pipelines["tickets"], ticket_bytes()) == [True]
     assert len(model.requests) == 6
