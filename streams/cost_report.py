@@ -1,6 +1,6 @@
 """``streams cost-report``: what 1,000 tickets cost, naive, ours, ours packed.
 
-Both ways enrich the same records: the shipped tickets plus the replays a
+Every way enriches the same records: the shipped tickets plus the replays a
 retrying producer adds (``--duplicate-ratio``, 10 % by default, the same
 selection as ``streams produce``). Each way gets a fresh in-process simulator
 on loopback, so none warms another's prompt cache, and its ``usage`` is
