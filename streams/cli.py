@@ -338,7 +338,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     cost = commands.add_parser(
         "cost-report",
-        help="cost per 1,000 tickets, naive against ours, on a local simulator",
+        help="cost per 1,000 tickets, naive against ours and ours with request "
+        "packing, on a local simulator",
     )
     cost.add_argument("--limit", type=int, default=None, help="tickets to read")
     cost.add_argument("--duplicate-ratio", type=float, default=0.1)

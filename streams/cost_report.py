@@ -1,12 +1,13 @@
-"""``streams cost-report``: what 1,000 tickets cost, the naive way and ours.
+"""``streams cost-report``: what 1,000 tickets cost, naive, ours, ours packed.
 
-Both ways enrich the same records: the shipped tickets plus the replays a
+Every way enriches the same records: the shipped tickets plus the replays a
 retrying producer adds (``--duplicate-ratio``, 10 % by default, the same
 selection as ``streams produce``). Each way gets a fresh in-process simulator
-on loopback, so neither warms the other's prompt cache, and its ``usage`` is
+on loopback, so none warms another's prompt cache, and its ``usage`` is
 priced with the configured price list (``pricing`` in the settings). No Kafka
-is involved: the report calls the LLM client (naive) and the ``Enricher``
-(ours) directly, because the broker changes neither the tokens nor the calls.
+is involved: the report calls the LLM client (naive), the ``Enricher`` (ours)
+or the worker's ``PackingRouter`` (ours packed) directly, because the broker
+changes neither the tokens nor the calls.
 
 * naive: one call per record, replays included; the event id and time open
   the system message ("Event <id> received at <time>."), so no two prompts
@@ -16,17 +17,18 @@ is involved: the report calls the LLM client (naive) and the ``Enricher``
   instructions first and byte-identical, the event text last, trimmed to the
   pipeline's limit; priced off-peak, for work that may wait for off-peak
   hours.
+* ours-packed: ours, with the tickets pipeline given a ``packing`` section
+  (``max_items`` 8, the other settings at their defaults), so up to eight
+  distinct tickets share one call; the usage of a packed call is split over
+  its items and the items' usage adds up to the simulator's.
 
 cost per 1,000 = cost of the run / records x 1,000.
-
-Request packing (several events in one call) is not part of this branch;
-``Strategy.events_per_call`` is where it plugs in, and any value but 1 is
-refused until it exists.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,10 +44,11 @@ from streams.llm.client import ChatRequest, open_chat_client
 from streams.llm.pricing import PriceList
 from streams.llm.retry_policy import RetryPolicy
 from streams.llm.usage import Usage
-from streams.pipeline.config import Pipeline, load_pipelines
+from streams.pipeline.config import PackingConfig, Pipeline, load_pipelines
 from streams.pipeline.content_hash import content_hash
 from streams.pipeline.decode import Event, decode_event
 from streams.pipeline.enricher import Enricher
+from streams.pipeline.packing import PackingRouter
 from streams.pipeline.prompt import build_messages
 from streams.settings import Settings
 from streams.simulator import SimulatorConfig, serve
@@ -69,7 +72,10 @@ class Strategy:
         cache_friendly: Fixed instructions first; otherwise per-event values
             open the prompt.
         off_peak: Priced off-peak; otherwise at the week's average multiplier.
-        events_per_call: Request packing; only 1 exists on this branch.
+        events_per_call: Request packing: at most this many events share
+            one call (``packing.max_items``, 2 to 64); 1 sends each alone.
+            Packing needs ``cache_friendly``, because it goes through the
+            worker's enrichment step.
     """
 
     name: str
@@ -81,6 +87,7 @@ class Strategy:
 
 NAIVE = Strategy("naive", deduplicate=False, cache_friendly=False, off_peak=False)
 OURS = Strategy("ours", deduplicate=True, cache_friendly=True, off_peak=True)
+OURS_PACKED = dataclasses.replace(OURS, name="ours-packed", events_per_call=8)
 
 
 @dataclass
@@ -105,6 +112,7 @@ class StrategyResult:
             "strategy": self.strategy.name,
             "records": self.records,
             "calls": self.calls,
+            "events_per_call": self.strategy.events_per_call,
             **self.usage.as_dict(),
             "price_multiplier": round(self.multiplier, 4),
             "cost_usd": round(self.cost_usd, 8),
@@ -142,9 +150,13 @@ async def _run_strategy(
     events: list[Event],
     prices: PriceList,
 ) -> StrategyResult:
-    if strategy.events_per_call != 1:
-        raise NotImplementedError("request packing is not available on this branch")
+    if strategy.events_per_call > 1 and not strategy.cache_friendly:
+        raise ValueError("request packing needs the cache-friendly prompt")
     result = StrategyResult(strategy, records=len(events))
+    if strategy.events_per_call > 1:
+        packing = PackingConfig.model_validate({"max_items": strategy.events_per_call})
+        config = pipeline.config.model_copy(update={"packing": packing})
+        pipeline = dataclasses.replace(pipeline, config=config)
     model = settings.llm.model or pipeline.config.model
     async with await serve(SimulatorConfig(latency_mean_ms=0)) as simulator:
         llm = settings.llm.model_copy(
@@ -159,13 +171,15 @@ async def _run_strategy(
             max_in_flight=CONCURRENCY,
             model_override=settings.llm.model,
         )
+        # Without a packing section the router hands every event to the enricher.
+        router = PackingRouter(enricher, prices, [pipeline])
         slots = asyncio.Semaphore(CONCURRENCY)
         seen: set[str] = set()
 
         async def one(event: Event) -> Usage:
             async with slots:
                 if strategy.cache_friendly:
-                    return (await enricher.enrich(pipeline, event)).usage
+                    return (await router.enrich(pipeline, event)).usage
                 request = ChatRequest(
                     model, naive_messages(pipeline, event), pipeline.config.max_tokens
                 )
@@ -184,7 +198,8 @@ async def _run_strategy(
                 result.usage = result.usage + usage
         finally:
             await client.close()
-        result.calls = len(work)
+        # The enricher counts packed calls once; the naive way calls the client.
+        result.calls = router.calls if strategy.cache_friendly else len(work)
 
     result.multiplier = 1.0 if strategy.off_peak else prices.average_multiplier()
     result.cost_usd = prices.base_cost_usd(model, result.usage) * result.multiplier
@@ -196,7 +211,7 @@ async def compare(
     *,
     duplicate_ratio: float = 0.1,
     limit: int | None = None,
-    strategies: tuple[Strategy, ...] = (NAIVE, OURS),
+    strategies: tuple[Strategy, ...] = (NAIVE, OURS, OURS_PACKED),
 ) -> list[StrategyResult]:
     """Runs every strategy on the same records, one after the other."""
     pipeline, events = load_records(settings, duplicate_ratio, limit)
@@ -216,7 +231,11 @@ async def compare(
 
 
 def markdown_table(results: list[StrategyResult]) -> str:
-    """The comparison as a Markdown table, with ours as a share of naive."""
+    """The comparison as a Markdown table, each row's cost as a share of the first.
+
+    A packed row also gets its calls and cost against the unpacked row of the
+    same name (``ours-packed`` against ``ours``), which is what packing adds.
+    """
     lines = [
         "| strategy | records | calls | cache-hit tokens | cache-miss tokens "
         "| completion tokens | reasoning tokens | price multiplier "
@@ -232,14 +251,37 @@ def markdown_table(results: list[StrategyResult]) -> str:
             f"| {result.multiplier:.3f} | {result.cost_usd:.6f} "
             f"| {result.cost_per_1000_usd:.6f} |"
         )
-    if len(results) >= 2 and results[0].cost_usd:
-        share = results[-1].cost_usd / results[0].cost_usd
+    first = results[0] if results else None
+    if first is not None and first.cost_usd and len(results) >= 2:
         lines.append("")
-        lines.append(
-            f"{results[-1].strategy.name} costs {share:.1%} of "
-            f"{results[0].strategy.name}."
-        )
+        for result in results[1:]:
+            share = result.cost_usd / first.cost_usd
+            lines.append(
+                f"{result.strategy.name} costs {share:.1%} of {first.strategy.name}."
+            )
+    by_name = {result.strategy.name: result for result in results}
+    for result in results:
+        unpacked = by_name.get(result.strategy.name.removesuffix("-packed"))
+        if result.strategy.events_per_call > 1 and unpacked and unpacked.calls:
+            lines.append(
+                f"{result.strategy.name} against {unpacked.strategy.name}: "
+                f"calls {_change(result.calls, unpacked.calls)}, "
+                f"cost {_change(result.cost_usd, unpacked.cost_usd)}."
+            )
     return "\n".join(lines)
+
+
+def _change(value: float, base: float) -> str:
+    return f"{value / base - 1:+.1%}" if base else "n/a"
+
+
+def _share(results: list[StrategyResult], name: str) -> float | None:
+    """A strategy's cost as a share of naive's, when both ran."""
+    by_name = {result.strategy.name: result for result in results}
+    naive, other = by_name.get(NAIVE.name), by_name.get(name)
+    if naive is None or other is None or not naive.cost_usd:
+        return None
+    return round(other.cost_usd / naive.cost_usd, 4)
 
 
 def run_cost_report(
@@ -255,14 +297,12 @@ def run_cost_report(
     )
     print(markdown_table(results))
     if json_path is not None:
-        naive, ours = results[0], results[-1]
         payload = {
             "pipeline": PIPELINE,
             "duplicate_ratio": duplicate_ratio,
             "strategies": [result.as_dict() for result in results],
-            "ours_share_of_naive": (
-                round(ours.cost_usd / naive.cost_usd, 4) if naive.cost_usd else None
-            ),
+            "ours_share_of_naive": _share(results, OURS.name),
+            "ours_packed_share_of_naive": _share(results, OURS_PACKED.name),
         }
         json_path.write_bytes(orjson.dumps(payload, option=orjson.OPT_INDENT_2))
     return results

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,11 +38,25 @@ class Launch:
     env: dict[str, str]
 
 
-def write_pipeline_file(folder: Path, input_topic: str, concurrency: int) -> Path:
-    """The tickets pipeline with the row's topic and ``max_concurrency``."""
+def write_pipeline_file(
+    folder: Path,
+    input_topic: str,
+    concurrency: int,
+    packing: Mapping[str, float] | None = None,
+) -> Path:
+    """The tickets pipeline with the row's topic, ``max_concurrency`` and packing.
+
+    Args:
+        folder: Where the copy goes.
+        input_topic: The row's input topic.
+        concurrency: The pipeline's ``max_concurrency``.
+        packing: A ``packing`` section for the copy; None leaves it out.
+    """
     config = yaml.safe_load((paths.PIPELINES_DIR / f"{PIPELINE}.yaml").read_text())
     config["input_topic"] = input_topic
     config["max_concurrency"] = concurrency
+    if packing is not None:
+        config["packing"] = dict(packing)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{PIPELINE}.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
@@ -74,8 +89,8 @@ def launch(
     """The command line of one contender.
 
     Args:
-        name: One of the row names (``ours-cache-hit`` and ``ours-memory``
-            start our worker too).
+        name: One of the row names (``ours-cache-hit``, ``ours-memory`` and
+            ``ours-packed`` start our worker too).
         concurrency: Calls in flight (ignored by naive and pass-through).
         bootstrap: The broker.
         topics: The row's topics and group.

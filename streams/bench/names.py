@@ -8,5 +8,6 @@ FAUST = "faust"
 PASSTHROUGH = "passthrough"
 OURS_CACHE_HIT = "ours-cache-hit"
 OURS_MEMORY = "ours-memory"
-ROW_NAMES = (OURS, NAIVE, FAUST, PASSTHROUGH, OURS_CACHE_HIT)
+OURS_PACKED = "ours-packed"
+ROW_NAMES = (OURS, NAIVE, FAUST, PASSTHROUGH, OURS_CACHE_HIT, OURS_PACKED)
 """The rows of the JSON's ``rows`` list; the memory row has its own key."""

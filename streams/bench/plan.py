@@ -5,7 +5,9 @@ same time at its ceiling: ``rounds`` calls per slot, that is ``rounds * C``
 events for concurrency ``C`` (``rounds * C * L / C = rounds * L`` seconds at
 mean latency ``L``). The naive row makes one call at a time, so it gets a
 fixed, small count. Rows without LLM calls (pass-through, cache hit) get
-``no_llm_events``.
+``no_llm_events``. The packed row runs at one level, 256 (the highest
+``--concurrency`` level with ``--quick``), with the tickets pipeline's
+``packing`` section :data:`PACKING`.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from streams.bench.names import (
     OURS,
     OURS_CACHE_HIT,
     OURS_MEMORY,
+    OURS_PACKED,
     PASSTHROUGH,
 )
 from streams.bench.row import RowSpec
@@ -29,6 +32,13 @@ FULL_CONCURRENCY = (16, 64, 256, 512)
 QUICK_CONCURRENCY = (16, 256)
 CACHE_HIT_CONCURRENCY = 256
 MEMORY_CONCURRENCY = 512
+PACKED_CONCURRENCY = 256
+PACKING: dict[str, float] = {
+    "max_items": 8,
+    "max_prompt_tokens": 3000,
+    "max_wait_ms": 20,
+}
+"""The packed row's ``packing`` section, as ``docs/packing.md`` measured it."""
 
 
 @dataclass(frozen=True)
@@ -52,6 +62,7 @@ class BenchOptions:
         PASSTHROUGH,
         OURS_CACHE_HIT,
         OURS_MEMORY,
+        OURS_PACKED,
     )
     data_dir: Path | None = None
     simulator_processes: int = 1
@@ -70,6 +81,13 @@ class BenchOptions:
         }
 
 
+def packed_concurrency(options: BenchOptions) -> int:
+    """The packed row's level: the highest quick level, else 256."""
+    if options.quick:
+        return max(options.concurrency)
+    return PACKED_CONCURRENCY
+
+
 def plan_rows(options: BenchOptions) -> list[RowSpec]:
     """The rows of one run, in the order they run."""
     latency_s = options.latency_mean_ms / 1000
@@ -77,7 +95,9 @@ def plan_rows(options: BenchOptions) -> list[RowSpec]:
     fresh = warmup_record(data, same_as_duplicates=False)
     rows: list[RowSpec] = []
 
-    def llm_row(name: str, concurrency: int) -> RowSpec:
+    def llm_row(
+        name: str, concurrency: int, packing: dict[str, float] | None = None
+    ) -> RowSpec:
         count = options.rounds * concurrency
         return RowSpec(
             name,
@@ -86,6 +106,7 @@ def plan_rows(options: BenchOptions) -> list[RowSpec]:
             fresh,
             count,
             expected_s=options.rounds * latency_s,
+            packing=packing,
         )
 
     for concurrency in options.concurrency:
@@ -93,6 +114,8 @@ def plan_rows(options: BenchOptions) -> list[RowSpec]:
             rows.append(llm_row(OURS, concurrency))
         if FAUST in options.rows:
             rows.append(llm_row(FAUST, concurrency))
+    if OURS_PACKED in options.rows:
+        rows.append(llm_row(OURS_PACKED, packed_concurrency(options), dict(PACKING)))
     if NAIVE in options.rows:
         rows.append(
             RowSpec(

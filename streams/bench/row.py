@@ -23,7 +23,11 @@ Definitions (also in ``docs/benchmark.md``):
   time, the p99 close to all of it;
 * CPU seconds per 1,000 events: the contender's user plus system CPU time
   from the release to the last output, per 1,000 measured records;
-* peak RSS: the contender's ``VmHWM`` at the end of the row.
+* peak RSS: the contender's ``VmHWM`` at the end of the row;
+* LLM calls and cost per 1,000 events (our worker's rows): the simulator's
+  requests and token usage from the release to the end of the row, priced
+  with the default price list off-peak (``PriceList``, the tickets
+  pipeline's ``deepseek-flash``), per 1,000 measured records.
 """
 
 from __future__ import annotations
@@ -42,8 +46,12 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from streams.bench import process_probe
 from streams.bench.contenders import Launch, Topics, launch, write_pipeline_file
 from streams.bench.corpus import BenchRecord
+from streams.bench.names import OURS, OURS_PACKED
 from streams.bench.simulators import SimulatorPool
 from streams.kafka.topics import ensure_topics
+from streams.llm.pricing import PriceList
+from streams.llm.usage import Usage
+from streams.settings import PricingSettings
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +61,11 @@ STOP_TIMEOUT_S = 30.0
 ROW_TIMEOUT_BASE_S = 120.0
 ROW_TIMEOUT_FACTOR = 20.0
 """A row ends after ``base + factor x`` its duration at the ceiling."""
+PRICED_MODEL = "deepseek-flash"
+"""The tickets pipeline's model, whose default prices the cost column uses."""
+PRICED_ROWS = (OURS, OURS_PACKED)
+"""Rows whose calls and cost are reported: the simulator's counters are
+reset before the backlog, so they hold the row's calls only."""
 
 
 @dataclass(frozen=True)
@@ -69,6 +82,8 @@ class RowSpec:
         backlog_first: Produce the backlog before starting the contender and
             measure for ``duration_s`` instead of until the end (memory row).
         duration_s: How long a ``backlog_first`` row runs.
+        packing: The ``packing`` section of the row's pipeline copy; None
+            for none.
     """
 
     name: str
@@ -79,6 +94,7 @@ class RowSpec:
     expected_s: float
     backlog_first: bool = False
     duration_s: float = 0.0
+    packing: dict[str, float] | None = None
 
 
 @dataclass
@@ -102,13 +118,16 @@ class RowResult:
     simulator_requests: int | None = None
     simulator_max_in_flight: int | None = None
     simulator_cpu_share: float | None = None
+    llm_calls: int | None = None
+    cost_per_1k_usd: float | None = None
     error: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready, rounded."""
         data: dict[str, Any] = {}
         for key, value in self.__dict__.items():
-            data[key] = round(value, 3) if isinstance(value, float) else value
+            digits = 6 if key == "cost_per_1k_usd" else 3
+            data[key] = round(value, digits) if isinstance(value, float) else value
         return data
 
 
@@ -260,6 +279,18 @@ def _percentile(sorted_values: list[float], share: float) -> float:
     return sorted_values[index]
 
 
+def _off_peak_cost_usd(stats: dict[str, Any]) -> float:
+    """The simulator's token usage at the default off-peak prices."""
+    usage = Usage(
+        prompt_cache_hit_tokens=int(stats["prompt_cache_hit_tokens"]),
+        prompt_cache_miss_tokens=int(stats["prompt_cache_miss_tokens"]),
+        completion_tokens=int(stats["completion_tokens"]),
+    )
+    return PriceList(PricingSettings.model_validate({})).base_cost_usd(
+        PRICED_MODEL, usage
+    )
+
+
 def _steady_rate(output_times: list[int]) -> float | None:
     """Outputs per second between the 10th and 90th percentile output time."""
     if len(output_times) < 10:
@@ -281,7 +312,7 @@ def run_row(env: BenchEnvironment, spec: RowSpec) -> RowResult:
         partitions=env.partitions,
     )
     pipeline_file = write_pipeline_file(
-        row_dir / "pipelines", topics.input, spec.concurrency
+        row_dir / "pipelines", topics.input, spec.concurrency, spec.packing
     )
     how = launch(
         spec.name,
@@ -401,6 +432,9 @@ def _measure(
     result.simulator_service_mean_ms = float(stats["service_seconds_mean"]) * 1000
     result.simulator_requests = int(stats["requests_total"])
     result.simulator_max_in_flight = int(stats["max_in_flight"])
+    if spec.name in PRICED_ROWS and result.completed:
+        result.llm_calls = result.simulator_requests
+        result.cost_per_1k_usd = _off_peak_cost_usd(stats) / result.completed * 1000
     if spec.backlog_first:
         elapsed = wall
     else:

@@ -5,8 +5,8 @@ requests per second, more than one Python process may manage. With
 ``processes`` above one, that many simulator processes share one loopback
 port through ``SO_REUSEPORT`` (the kernel spreads connections over them),
 each with a different seed and an admin port of its own where the pool reads
-its ``/stats``. Counters are added up; a mean is the sum over the count of
-answers; CPU time is the sum over processes.
+its ``/stats``. Counters (requests, tokens) are added up; a mean is the sum
+over the count of answers; CPU time is the sum over processes.
 """
 
 from __future__ import annotations
@@ -132,6 +132,14 @@ class SimulatorPool:
             "latency_seconds_mean": latency_sum / count if count else 0.0,
             "service_seconds_mean": service_sum / count if count else 0.0,
             "max_in_flight": sum(int(s["max_in_flight"]) for s in snapshots),
+            **{
+                tokens: sum(int(s[tokens]) for s in snapshots)
+                for tokens in (
+                    "prompt_cache_hit_tokens",
+                    "prompt_cache_miss_tokens",
+                    "completion_tokens",
+                )
+            },
         }
 
     def cpu_seconds(self) -> float:

@@ -1,7 +1,8 @@
 """``streams bench`` in its smallest form against the session broker.
 
 It checks the machinery and the report's shape, not speed: every row must
-have finished its events with a positive throughput.
+have finished its events with a positive throughput, and our worker's rows
+(with and without packing) report their LLM calls and cost.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import pytest
 from rich.console import Console
 
 from streams.bench.command import run_bench
-from streams.bench.names import OURS_MEMORY, ROW_NAMES
+from streams.bench.names import OURS, OURS_MEMORY, OURS_PACKED, ROW_NAMES
 from streams.bench.plan import BenchOptions
 from streams.settings import KafkaSettings, Settings
 
@@ -56,6 +57,13 @@ def test_smallest_bench_reports_every_row(kafka_bootstrap: str, tmp_path: Path) 
         for field in ("p50_ms", "p99_ms", "cpu_s_per_1k", "peak_rss_mb"):
             assert row[field] is not None and row[field] >= 0, (field, row)
         assert row["peak_rss_mb"] > 0
+        if row["name"] in (OURS, OURS_PACKED):
+            assert 0 < row["llm_calls"] <= row["events"], row
+            assert row["cost_per_1k_usd"] > 0, row
+        else:
+            assert row["llm_calls"] is None and row["cost_per_1k_usd"] is None, row
+    packed = next(row for row in report["rows"] if row["name"] == OURS_PACKED)
+    assert packed["concurrency"] == 4  # the highest quick level
     assert set(report["ceiling_events_per_s"]) == {"4"}
     assert report["ceiling_events_per_s"]["4"] > 0
     assert report["memory"]["name"] == OURS_MEMORY
@@ -64,4 +72,5 @@ def test_smallest_bench_reports_every_row(kafka_bootstrap: str, tmp_path: Path) 
     assert report["command"]
     assert len(report["targets"]) == 5
     assert "| ours |" in markdown.read_text()
+    assert "| ours-packed | 4 |" in markdown.read_text()
     assert plot.read_bytes().startswith(b"\x89PNG")

@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 
 from streams.cli import main
-from streams.cost_report import OURS, Strategy, compare, markdown_table
+from streams.cost_report import NAIVE, OURS, OURS_PACKED, compare, markdown_table
 from streams.settings import Settings
 
 
 def test_ours_costs_at_most_40_percent_of_naive() -> None:
-    naive, ours = asyncio.run(compare(Settings(), limit=120))
+    naive, ours = asyncio.run(compare(Settings(), limit=120, strategies=(NAIVE, OURS)))
 
     assert naive.records == ours.records == 132  # 120 tickets and 12 replays
     assert naive.calls == 132
@@ -31,10 +31,25 @@ def test_ours_costs_at_most_40_percent_of_naive() -> None:
     assert "ours costs" in table
 
 
-def test_request_packing_is_refused_until_it_exists() -> None:
-    packed = Strategy("packed", True, True, True, events_per_call=8)
-    with pytest.raises(NotImplementedError):
-        asyncio.run(compare(Settings(), limit=2, strategies=(OURS, packed)))
+def test_packing_cuts_calls_much_more_than_cost() -> None:
+    ours, packed = asyncio.run(
+        compare(Settings(), limit=120, strategies=(OURS, OURS_PACKED))
+    )
+
+    assert packed.records == ours.records == 132
+    # 120 distinct tickets, eight to a call (a last pack may close short).
+    assert 15 <= packed.calls <= 20
+    assert ours.calls == 120
+    assert packed.multiplier == 1.0
+    # The instructions go once per pack: far fewer prompt tokens...
+    assert packed.usage.prompt_tokens < ours.usage.prompt_tokens / 2
+    # ...but output dominates the bill, and each item's answer grows a little.
+    assert packed.usage.completion_tokens >= ours.usage.completion_tokens
+    assert 0.80 * ours.cost_usd < packed.cost_usd < ours.cost_usd
+
+    table = markdown_table([ours, packed])
+    assert "| ours-packed | 132 |" in table
+    assert "ours-packed against ours: calls -8" in table
 
 
 def test_the_command_prints_the_table_and_writes_json(
@@ -45,5 +60,9 @@ def test_the_command_prints_the_table_and_writes_json(
     printed = capsys.readouterr().out
     assert "| strategy | records | calls |" in printed
     report = json.loads(path.read_text())
-    assert [s["strategy"] for s in report["strategies"]] == ["naive", "ours"]
+    strategies = report["strategies"]
+    assert [s["strategy"] for s in strategies] == ["naive", "ours", "ours-packed"]
+    assert [s["events_per_call"] for s in strategies] == [1, 1, 8]
+    assert strategies[2]["calls"] < strategies[1]["calls"] / 4
     assert 0 < report["ours_share_of_naive"] <= 0.40
+    assert 0 < report["ours_packed_share_of_naive"] < report["ours_share_of_naive"]

@@ -1,10 +1,16 @@
-"""The benchmark report: ceilings, targets and the JSON shape."""
+"""The benchmark report (ceilings, targets, JSON shape) and the packed row."""
 
 from __future__ import annotations
 
-from streams.bench.plan import BenchOptions
+from pathlib import Path
+
+import yaml
+
+from streams.bench.contenders import write_pipeline_file
+from streams.bench.plan import PACKING, BenchOptions, plan_rows
 from streams.bench.report import BenchReport
 from streams.bench.row import RowResult
+from streams.pipeline.config import PackingConfig
 
 
 def _row(name: str, concurrency: int, rate: float | None, **extra: object) -> RowResult:
@@ -74,3 +80,51 @@ def test_a_slow_simulator_is_flagged() -> None:
 
     assert report.ceilings() == {"256": 320.0}
     assert len(report.simulator_findings()) == 1
+
+
+def test_packed_row_reports_calls_and_cost_next_to_ours() -> None:
+    ours = _row("ours", 256, 480.0, llm_calls=1000, cost_per_1k_usd=0.0412)
+    packed = _row("ours-packed", 256, 900.0, llm_calls=125, cost_per_1k_usd=0.0395)
+    report = _report([ours, packed, _row("naive", 1, 2.0)])
+
+    document = report.as_json()
+    assert [row["name"] for row in document["rows"]] == ["ours", "ours-packed", "naive"]
+    assert document["rows"][1]["llm_calls"] == 125
+    assert document["rows"][1]["cost_per_1k_usd"] == 0.0395
+    assert document["rows"][2]["llm_calls"] is None
+    assert document["rows"][2]["cost_per_1k_usd"] is None
+    # The ceiling counts calls; a packed row may pass it.
+    assert document["ceiling_events_per_s"] == {"256": 512.0}
+    markdown = report.as_markdown()
+    assert "| LLM calls | USD/1k off-peak |" in markdown
+    assert "| ours-packed | 256 | 1000/1000 | 900.0 |" in markdown
+    assert "| 176% |" in markdown
+    assert "| 125 | 0.03950 |" in markdown
+    assert "0.125 against 1.000 LLM calls per event" in report.packing_summary()
+    assert "(-4.1%)" in report.packing_summary()
+
+
+def test_packed_row_runs_at_the_highest_quick_level_or_256() -> None:
+    quick = BenchOptions(quick=True, concurrency=(16, 64), rows=("ours-packed",))
+    full = BenchOptions(concurrency=(16, 512), rows=("ours", "ours-packed"))
+
+    (packed,) = plan_rows(quick)
+    assert (packed.name, packed.concurrency, packed.count) == ("ours-packed", 64, 2560)
+    assert packed.packing == PACKING
+    assert PACKING["max_items"] == 8
+    levels = [(spec.name, spec.concurrency) for spec in plan_rows(full)]
+    assert levels == [("ours", 16), ("ours", 512), ("ours-packed", 256)]
+    assert all(spec.packing is None for spec in plan_rows(full)[:2])
+
+
+def test_the_packed_row_gets_a_pipeline_file_with_a_packing_section(
+    tmp_path: Path,
+) -> None:
+    plain = write_pipeline_file(tmp_path / "plain", "in", 256)
+    packed = write_pipeline_file(tmp_path / "packed", "in", 256, PACKING)
+
+    assert "packing" not in yaml.safe_load(plain.read_text())
+    section = yaml.safe_load(packed.read_text())["packing"]
+    assert section == {"max_items": 8, "max_prompt_tokens": 3000, "max_wait_ms": 20}
+    # The worker reads it as a valid packing section.
+    assert PackingConfig.model_validate(section).max_items == 8
