@@ -159,13 +159,17 @@ def _post_json(url: str, body: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
-def _sum_worker_counts(workers: list[WorkerProcess]) -> tuple[int, dict[str, int]]:
-    """Retries and rebalances by kind over every worker process of the run.
+def _sum_worker_counts(
+    workers: list[WorkerProcess],
+) -> tuple[int, int, dict[str, int]]:
+    """Retries, records sent to a retry tier, and rebalances by kind, summed
+    over every worker process of the run.
 
-    A worker that shut down cleanly reports exact retries in its final stats;
+    A worker that shut down cleanly reports exact counts in its final stats;
     a killed one counts from its last scrape, taken just before the signal.
     """
     retries = 0
+    retried = 0
     rebalances: dict[str, int] = {}
     for worker in workers:
         stats = worker.final_stats() or {}
@@ -175,10 +179,15 @@ def _sum_worker_counts(workers: list[WorkerProcess]) -> tuple[int, dict[str, int
             retries += stats_retries
         elif reading is not None:
             retries += int(reading.retries)
+        stats_retried = stats.get("retried")
+        if isinstance(stats_retried, int):
+            retried += stats_retried
+        elif reading is not None:
+            retried += int(reading.retried)
         if reading is not None:
             for kind, count in reading.rebalances.items():
                 rebalances[kind] = rebalances.get(kind, 0) + int(count)
-    return retries, rebalances
+    return retries, retried, rebalances
 
 
 def _resolve(name: str) -> Scenario:
@@ -313,7 +322,7 @@ def run_scenario(
         with urllib.request.urlopen(f"{simulator.url}/stats", timeout=5.0) as answer:
             provider: dict[str, Any] = orjson.loads(answer.read())
 
-        retries, rebalances = _sum_worker_counts(run.workers)
+        retries, retried, rebalances = _sum_worker_counts(run.workers)
         observation = Observation(
             scenario=scenario,
             report=report,
@@ -328,6 +337,7 @@ def run_scenario(
             ledger,
             llm_calls=int(provider.get("requests_total", 0)),
             retries=retries,
+            retried=retried,
             elapsed_s=elapsed_s,
         )
 

@@ -46,6 +46,7 @@ class MetricsReading:
 
     llm_requests: float = 0.0
     retries: float = 0.0
+    retried: float = 0.0
     rebalances: dict[str, float] = field(default_factory=dict)
     circuit_state: float = 0.0
 
@@ -59,6 +60,8 @@ class MetricsReading:
                     reading.llm_requests += sample.value
                 elif sample.name == "streams_llm_retries_total":
                     reading.retries += sample.value
+                elif sample.name == "streams_records_retried_total":
+                    reading.retried += sample.value
                 elif sample.name == "streams_rebalances_total":
                     kind = sample.labels["kind"]
                     reading.rebalances[kind] = (

@@ -9,8 +9,8 @@ each answer:
 
 * content null with reasoning present, or ``finish_reason="length"``:
   truncated; retried with ``max_tokens`` doubled, up to four times the
-  pipeline's setting, then once more at that size (sampling varies an
-  answer's length), then dead-lettered;
+  pipeline's setting, then once more at that size when an attempt is left
+  (sampling varies an answer's length), then dead-lettered;
 * blank or whitespace-only content: retried (``blank_content``);
 * content that is not a JSON object: retried (``invalid_json``);
 * a JSON object the output schema rejects: dead-lettered at once
@@ -369,7 +369,11 @@ class Enricher:
                 )
                 if grown == max_tokens:
                     truncated_at_largest += 1
-                if truncated_at_largest >= TRUNCATIONS_AT_LARGEST:
+                # Cut off at the largest size with no attempt left here: a
+                # retry tier would start again from the smallest size.
+                if truncated_at_largest >= TRUNCATIONS_AT_LARGEST or (
+                    truncated_at_largest and attempts >= self._policy.max_attempts
+                ):
                     error = PermanentError(
                         "the answer stayed truncated at the largest max_tokens allowed",
                         reason=error.reason,

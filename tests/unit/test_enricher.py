@@ -403,3 +403,15 @@ def test_a_refusal_never_opens_the_circuit(pipelines: dict[str, Pipeline]) -> No
     assert len(model.requests) == 3  # one per event, none retried
     assert breaker.state is CircuitState.CLOSED
     assert breaker.open_count == 0
+
+
+def test_with_three_attempts_an_answer_cut_off_at_the_largest_size_is_permanent(
+    pipelines: dict[str, Pipeline],
+) -> None:
+    """No retry tier starts it over from the smallest size."""
+    model = ScriptedModel([answer('{"summary": "half', finish="length")])
+    with pytest.raises(EnrichmentFailed) as caught:
+        run(pipelines, model)()
+    budget = pipelines["tickets"].config.max_tokens
+    assert [r.max_tokens for r in model.requests] == [budget, budget * 2, budget * 4]
+    assert isinstance(caught.value.cause, PermanentError)
