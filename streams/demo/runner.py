@@ -65,6 +65,7 @@ def summarise(
     llm_calls: int,
     retries: int,
     retried: int = 0,
+    circuit_opened: int = 0,
     elapsed_s: float,
 ) -> dict[str, Any]:
     """The run summary, computed from what reached the output topics."""
@@ -108,6 +109,7 @@ def summarise(
         "llm_calls": llm_calls,
         "retries": retries,
         "retried": retried,
+        "circuit_opened": circuit_opened,
         "prompt_cache_hit_tokens": hit_tokens,
         "prompt_cache_miss_tokens": miss_tokens,
         "completion_tokens": completion_tokens,
@@ -125,7 +127,7 @@ async def _run_until_accounted(
     console: Console,
     timeout_s: float,
     hold: bool = False,
-) -> tuple[int, int, int]:
+) -> tuple[int, int, int, int]:
     service = build_service(settings)
     observability = settings.observability
     health: HealthServer | None = None
@@ -192,7 +194,7 @@ async def _run_until_accounted(
             await health.stop()
     ledger.poll(1.0)
     stats = service.worker.stats
-    return stats.llm_calls, stats.retries, stats.retried
+    return stats.llm_calls, stats.retries, stats.retried, service.breaker.open_count
 
 
 def run_demo(
@@ -247,7 +249,7 @@ def run_demo(
                 },
             )
             console.print(f"produced {len(report.records)} records")
-            llm_calls, retries, retried = event_loop.run(
+            llm_calls, retries, retried, circuit_opened = event_loop.run(
                 _run_until_accounted(settings, report, ledger, console, timeout_s, hold)
             )
             summary = summarise(
@@ -256,6 +258,7 @@ def run_demo(
                 llm_calls=llm_calls,
                 retries=retries,
                 retried=retried,
+                circuit_opened=circuit_opened,
                 elapsed_s=time.monotonic() - began,
             )
         finally:
