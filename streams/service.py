@@ -110,7 +110,9 @@ def build_service(settings: Settings, metrics: Metrics | None = None) -> Service
     # Pipelines with a packing section share calls; the others go straight
     # to the enricher.
     router = PackingRouter(enricher, prices, pipelines.values(), observe=observe_pack)
-    worker = Worker(settings, pipelines, router, metrics=metrics, gate=gate)
+    worker = Worker(
+        settings, pipelines, router, metrics=metrics, gate=gate, on_stopped=chat.close
+    )
     return Service(
         worker=worker,
         chat=chat,

@@ -17,24 +17,21 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import AsyncIterator, Sequence
-from pathlib import Path
 from typing import Any
 
 import faust
 import openai
 
-from streams.bench.job import enriched_value, load_bench_pipeline, request_arguments
+from streams.bench.job import (
+    baseline_parser,
+    enriched_value,
+    load_bench_pipeline,
+    request_arguments,
+)
 
 
 def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m streams.bench.faust_agent")
-    parser.add_argument("--bootstrap", required=True)
-    parser.add_argument("--input-topic", required=True)
-    parser.add_argument("--output-topic", required=True)
-    parser.add_argument("--group", required=True)
-    parser.add_argument("--pipeline-file", type=Path, required=True)
-    parser.add_argument("--base-url", required=True)
-    parser.add_argument("--api-key", required=True)
+    parser = baseline_parser("python -m streams.bench.faust_agent", llm=True)
     parser.add_argument("--concurrency", type=int, required=True)
     return parser.parse_args(argv)
 

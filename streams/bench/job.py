@@ -10,6 +10,8 @@ that is the point of comparison, and the benchmark's events are all valid.
 
 from __future__ import annotations
 
+import argparse
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -50,3 +52,30 @@ def enriched_value(value: bytes | None, content: str | None) -> bytes:
     envelope = orjson.loads(value or b"{}")
     envelope["enrichment"] = orjson.loads(content or "{}")
     return orjson.dumps(envelope)
+
+
+def baseline_parser(prog: str, *, llm: bool) -> argparse.ArgumentParser:
+    """The options every baseline takes: Kafka, topics, group and, with
+    ``llm``, the pipeline file and the LLM endpoint."""
+    parser = argparse.ArgumentParser(prog=prog)
+    parser.add_argument("--bootstrap", required=True)
+    parser.add_argument("--input-topic", required=True)
+    parser.add_argument("--output-topic", required=True)
+    parser.add_argument("--group", required=True)
+    if llm:
+        parser.add_argument("--pipeline-file", type=Path, required=True)
+        parser.add_argument("--base-url", required=True)
+        parser.add_argument("--api-key", required=True)
+    return parser
+
+
+def running_until_signal() -> list[bool]:
+    """A flag, ``[True]`` until SIGTERM or SIGINT sets it to ``[False]``."""
+    running = [True]
+
+    def stop(_signum: int, _frame: object) -> None:
+        running[0] = False
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    return running

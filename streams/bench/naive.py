@@ -12,39 +12,30 @@ on SIGTERM or SIGINT.
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 import openai
 from confluent_kafka import Consumer, Producer
 
-from streams.bench.job import enriched_value, load_bench_pipeline, request_arguments
+from streams.bench.job import (
+    baseline_parser,
+    enriched_value,
+    load_bench_pipeline,
+    request_arguments,
+    running_until_signal,
+)
 
 
 def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m streams.bench.naive")
-    parser.add_argument("--bootstrap", required=True)
-    parser.add_argument("--input-topic", required=True)
-    parser.add_argument("--output-topic", required=True)
-    parser.add_argument("--group", required=True)
-    parser.add_argument("--pipeline-file", type=Path, required=True)
-    parser.add_argument("--base-url", required=True)
-    parser.add_argument("--api-key", required=True)
+    parser = baseline_parser("python -m streams.bench.naive", llm=True)
     return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Consumes until SIGTERM or SIGINT."""
     args = _arguments(argv)
-    running = [True]
-
-    def stop(_signum: int, _frame: object) -> None:
-        running[0] = False
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
+    running = running_until_signal()
     pipeline = load_bench_pipeline(args.pipeline_file)
     client = openai.OpenAI(base_url=args.base_url, api_key=args.api_key, max_retries=0)
     consumer = Consumer(

@@ -13,34 +13,25 @@ Run as ``python -m streams.bench.passthrough``; it stops on SIGTERM or SIGINT.
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 from collections.abc import Sequence
 
 from confluent_kafka import Consumer, Producer
 
+from streams.bench.job import baseline_parser, running_until_signal
+
 BATCH = 500
 
 
 def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m streams.bench.passthrough")
-    parser.add_argument("--bootstrap", required=True)
-    parser.add_argument("--input-topic", required=True)
-    parser.add_argument("--output-topic", required=True)
-    parser.add_argument("--group", required=True)
+    parser = baseline_parser("python -m streams.bench.passthrough", llm=False)
     return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Copies records until SIGTERM or SIGINT."""
     args = _arguments(argv)
-    running = [True]
-
-    def stop(_signum: int, _frame: object) -> None:
-        running[0] = False
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
+    running = running_until_signal()
     consumer = Consumer(
         {
             "bootstrap.servers": args.bootstrap,

@@ -49,16 +49,10 @@ def ensure_topics(
             f"cannot reach Kafka at {bootstrap}: start the local broker with "
             "`streams broker start`, or set STREAMS_KAFKA__BOOTSTRAP_SERVERS"
         )
-    admin = AdminClient(client_config)
-    try:
-        existing = set(admin.list_topics(timeout=ADMIN_TIMEOUT_S).topics)
-    except KafkaException as exc:
-        raise ConfigurationError(
-            f"cannot reach Kafka at {client_config.get('bootstrap.servers')}: {exc}"
-        ) from exc
-    wanted = [topic for topic in dict.fromkeys(topics) if topic not in existing]
+    wanted = missing_topics(client_config, topics)
     if not wanted:
         return []
+    admin = AdminClient(client_config)
     futures = admin.create_topics(
         [
             NewTopic(topic, partitions, replication_factor, config=topic_config or {})

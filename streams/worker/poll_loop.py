@@ -92,6 +92,7 @@ class Worker:
         metrics: Where to count; a fresh registry when None.
         consumer_factory: Builds the consumer (tests inject a wrapped one).
         gate: Closes pipelines (budgets, peak hours); their partitions pause.
+        on_stopped: Awaited last in the shutdown, e.g. to close the LLM client.
     """
 
     def __init__(
@@ -103,6 +104,7 @@ class Worker:
         metrics: Metrics | None = None,
         consumer_factory: Callable[[dict[str, Any]], Consumer] = Consumer,
         gate: PipelineGate | None = None,
+        on_stopped: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._settings = settings
         self._pipelines = pipelines
@@ -136,6 +138,7 @@ class Worker:
         self._key_tails: dict[tuple[str, int, bytes | None], asyncio.Future[None]] = {}
         self._paused: set[PartitionKey] = set()
         self._gate = gate
+        self._on_stopped = on_stopped
         self._gate_paused: set[PartitionKey] = set()
         self._intake_stopped = False
         self._fatal: BaseException | None = None
@@ -541,6 +544,8 @@ class Worker:
         self._commit(list(self._offsets), asynchronous=False)
         self._consumer.close()
         self._producer.close()
+        if self._on_stopped is not None:
+            await self._on_stopped()
         self.stats.llm_calls = self._enricher.calls
         usage = self.stats.usage
         logger.info(
