@@ -1,4 +1,5 @@
-"""What is in the dead-letter topic: counts by reason, pipeline, stage and hour.
+"""What is in the dead-letter topic: counts by reason, pipeline, stage, hour
+and retry tiers passed.
 
 :func:`inspect_records` folds records into an :class:`Inspection` in one pass,
 keeping only the counts and the sample, so a large topic needs little memory.
@@ -40,6 +41,7 @@ class Inspection:
         by_pipeline: ``dlq.pipeline`` counts.
         by_stage: ``dlq.failure.stage`` counts.
         by_hour: Counts by the UTC hour of ``dlq.last.failure.time``.
+        by_retry_tiers: Counts by retry tiers passed (``dlq.retry.count``).
         payloads_omitted: Matched records that carry a pointer, not the value.
         unreadable_headers: Matched records with a ``dlq.*`` header that did
             not decode.
@@ -56,6 +58,7 @@ class Inspection:
     by_pipeline: Counter[str] = field(default_factory=Counter)
     by_stage: Counter[str] = field(default_factory=Counter)
     by_hour: Counter[str] = field(default_factory=Counter)
+    by_retry_tiers: Counter[str] = field(default_factory=Counter)
     payloads_omitted: int = 0
     unreadable_headers: int = 0
     previously_replayed: int = 0
@@ -79,6 +82,8 @@ class Inspection:
         self.by_pipeline[record.pipeline or UNKNOWN] += 1
         self.by_stage[record.stage or UNKNOWN] += 1
         self.by_hour[failure_hour(record)] += 1
+        tiers = record.retry_tiers
+        self.by_retry_tiers[UNKNOWN if tiers is None else str(tiers)] += 1
         self.payloads_omitted += record.payload_omitted
         self.unreadable_headers += bool(record.problems)
         self.previously_replayed += bool(record.replayed_from)
@@ -110,6 +115,7 @@ class Inspection:
             "by_pipeline": ranked(self.by_pipeline),
             "by_stage": ranked(self.by_stage),
             "by_hour": dict(sorted(self.by_hour.items())),
+            "by_retry_tiers": ranked(self.by_retry_tiers),
             "payloads_omitted": self.payloads_omitted,
             "unreadable_headers": self.unreadable_headers,
             "previously_replayed": self.previously_replayed,

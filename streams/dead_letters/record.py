@@ -60,6 +60,9 @@ class DeadLetterRecord:
             the input's bytes.
         headers_omitted: ``dlq.headers.omitted``: the input's headers were
             dropped.
+        retry_tiers: ``dlq.retry.count``: delayed retry tiers passed before
+            the record was dead-lettered; None on records written before
+            tiers existed.
         problems: Names of ``dlq.*`` headers that were present but unreadable.
     """
 
@@ -86,6 +89,7 @@ class DeadLetterRecord:
     content_hash: str | None = None
     payload_omitted: bool = False
     headers_omitted: bool = False
+    retry_tiers: int | None = None
     problems: tuple[str, ...] = ()
 
     @property
@@ -214,6 +218,7 @@ def decode_record(source: SourceRecord) -> DeadLetterRecord:
         content_hash=headers.text("content.hash"),
         payload_omitted=headers.flag("payload.omitted"),
         headers_omitted=headers.flag("headers.omitted"),
+        retry_tiers=headers.integer("retry.count"),
         # Keyword arguments are evaluated in order, so every read above has
         # already recorded its problem by now.
         problems=tuple(dict.fromkeys(headers.problems)),

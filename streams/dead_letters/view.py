@@ -52,6 +52,7 @@ def render_inspection(
                 _counts("reason", inspection.by_reason),
                 _counts("pipeline", inspection.by_pipeline),
                 _counts("stage", inspection.by_stage),
+                _counts("retry tiers", inspection.by_retry_tiers),
             ],
             padding=(0, 4),
         )

@@ -56,6 +56,7 @@ def test_counts_by_reason_pipeline_stage_and_hour_each_add_up() -> None:
     )
     assert inspection.by_pipeline == Counter(tickets=4, crm=2, emails=1)
     assert inspection.by_stage == Counter(decode=5, enrich=2)
+    assert inspection.by_retry_tiers == Counter({"0": 7})  # none passed a tier
     # 09:46+01:00 is 08:46 UTC.
     assert inspection.by_hour == Counter(
         {"2026-11-02T08:00Z": 4, "2026-11-02T09:00Z": 3}
