@@ -57,7 +57,15 @@ def build_service(settings: Settings, metrics: Metrics | None = None) -> Service
     def circuit_changed(state: CircuitState) -> None:
         metrics.circuit_state.labels(endpoint).set(_CIRCUIT_VALUES[state])
 
-    breaker = CircuitBreaker(endpoint, on_change=circuit_changed)
+    breaker = CircuitBreaker(
+        endpoint,
+        failure_threshold=settings.llm.circuit_failure_threshold,
+        cooldown_s=settings.llm.circuit_cooldown_s,
+        max_cooldown_s=max(
+            settings.llm.circuit_cooldown_s, settings.llm.circuit_max_cooldown_s
+        ),
+        on_change=circuit_changed,
+    )
     metrics.circuit_state.labels(endpoint).set(0)
 
     def observe_attempt(

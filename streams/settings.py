@@ -180,6 +180,17 @@ class LLMSettings(Section):
         description="Prompt plus completion tokens per minute, all pipelines, "
         "estimated before each call and corrected from usage; no limit when unset.",
     )
+    circuit_failure_threshold: int = Field(
+        5, ge=1, description="Transient failures in a row that open the circuit."
+    )
+    circuit_cooldown_s: float = Field(
+        5.0, gt=0, description="Wait before the first probe of an open circuit."
+    )
+    circuit_max_cooldown_s: float = Field(
+        60.0,
+        gt=0,
+        description="Longest wait between probes; the wait doubles per failed probe.",
+    )
     transport: Literal["aiohttp", "openai-sdk"] = Field(
         "aiohttp",
         description="aiohttp: a lean client, about a tenth of the SDK's CPU per "
