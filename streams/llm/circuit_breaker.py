@@ -5,6 +5,8 @@ States: ``closed`` (calls flow), ``open`` (no calls; waiting out a cooldown),
 account-level failure (401, 402) and after ``failure_threshold`` transient
 failures in a row. After ``cooldown_s`` one probe goes out: success closes
 it, failure opens it again with the cooldown doubled up to ``max_cooldown_s``.
+Only the probe's answer closes it; answers of calls that were in flight when
+it opened do not, so a stray success in an outage cannot make it flap.
 
 Calls wait in :meth:`CircuitBreaker.admit` while it is open; they keep their
 event and their in-flight slot, so the worker's buffer fills, intake pauses,
@@ -102,10 +104,18 @@ class CircuitBreaker:
                 await asyncio.wait_for(self._changed.wait(), timeout=wait_s)
 
     def record_success(self, probe: bool = False) -> None:
-        """A call succeeded (an answer came back, whatever its content)."""
-        self._failures = 0
+        """A call succeeded (an answer came back, whatever its content).
+
+        Only the probe closes an open circuit. A call that was already in
+        flight when the circuit opened may still come back with an answer in
+        the middle of an outage (a stray 200 among 503s); letting it close the
+        circuit would make it flap and let the next failures cost attempts.
+        """
         if probe:
             self._probe_in_flight = False
+        elif self.state is not CircuitState.CLOSED:
+            return
+        self._failures = 0
         if self.state is not CircuitState.CLOSED:
             logger.info("circuit.closed endpoint=%s", self.name)
             self._cooldown_s = self._base_cooldown_s

@@ -90,11 +90,13 @@ class PipelineConfig(BaseModel):
     budget_usd_per_hour: float | None = Field(
         None,
         gt=0,
+        allow_inf_nan=False,
         description="Spend per calendar UTC hour; the pipeline pauses once reached.",
     )
     budget_usd_per_day: float | None = Field(
         None,
         gt=0,
+        allow_inf_nan=False,
         description="Spend per calendar UTC day; the pipeline pauses once reached.",
     )
     deferrable: bool = Field(
