@@ -122,6 +122,8 @@ def _produce(args: argparse.Namespace, settings: Settings) -> int:
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
     from streams.broker.runtime import is_reachable
+    from streams.kafka.retry_topics import retry_tiers
+    from streams.kafka.stranded_tiers import warn_about_stranded_tiers
     from streams.kafka.topics import missing_topics
     from streams.service import (
         build_service,
@@ -154,6 +156,18 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
                 file=sys.stderr,
             )
             return 1
+    stranded = warn_about_stranded_tiers(
+        settings.kafka.common_config(),
+        settings.kafka.group_id,
+        settings.retry.topic_prefix,
+        {tier.topic for tier in retry_tiers(settings.retry)},
+    )
+    for topic, count in stranded.items():
+        print(
+            f"streams run: {count} records wait in {topic}, a retry tier no longer "
+            "in retry.tiers_s; they are not read until it is configured again",
+            file=sys.stderr,
+        )
     stats = event_loop.run(run_until_signal(service))
     print(orjson.dumps(stats.as_dict()).decode())
     return 0
