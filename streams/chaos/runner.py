@@ -40,7 +40,7 @@ from streams.chaos.scenarios import (
     Action,
     Scenario,
 )
-from streams.chaos.worker_process import WorkerProcess
+from streams.chaos.worker_process import WorkerProcess, wait_for_assignment
 from streams.data.produce import produce_events
 from streams.demo.ledger import OutputLedger
 from streams.demo.local_services import (
@@ -59,6 +59,7 @@ from streams.settings import Settings
 logger = logging.getLogger(__name__)
 
 DEFAULT_RUNS_DIR = paths.PROJECT_ROOT / "out" / "chaos"
+ASSIGNMENT_TIMEOUT_S = 120.0
 
 
 @dataclass(frozen=True)
@@ -309,10 +310,12 @@ def run_scenario(
         run = ChaosRun(settings, scenario, env, run_dir, console)
         cleanup.callback(run.stop_all)
         run.primary = run.start_worker()
-        # The fault window opens once the worker is up, not while it starts.
+        # The fault window opens once the worker owns partitions, not while
+        # it starts or joins its group.
+        wait_for_assignment(run.primary, ASSIGNMENT_TIMEOUT_S)
         _post_json(f"{simulator.url}/admin/faults", scenario.faults(fault_s))
         began = run.began = time.monotonic()
-        run.note(f"{run.primary.name} is up; faults applied")
+        run.note(f"{run.primary.name} owns partitions; faults applied")
         error = wait_for_outcomes(run, report, ledger, options.timeout_s)
         if error is not None:
             console.print(f"[red]{error}[/red]")
