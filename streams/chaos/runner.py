@@ -40,7 +40,7 @@ from streams.chaos.scenarios import (
     Action,
     Scenario,
 )
-from streams.chaos.worker_process import WorkerProcess, wait_for_assignment
+from streams.chaos.worker_process import WorkerProcess
 from streams.data.produce import produce_events
 from streams.demo.ledger import OutputLedger
 from streams.demo.local_services import (
@@ -59,7 +59,6 @@ from streams.settings import Settings
 logger = logging.getLogger(__name__)
 
 DEFAULT_RUNS_DIR = paths.PROJECT_ROOT / "out" / "chaos"
-ASSIGNMENT_TIMEOUT_S = 120.0
 
 
 @dataclass(frozen=True)
@@ -309,13 +308,15 @@ def run_scenario(
         env = worker_env(settings, scenario, simulator.url)
         run = ChaosRun(settings, scenario, env, run_dir, console)
         cleanup.callback(run.stop_all)
+        # The fault windows start at the worker's first call, not while it
+        # starts or joins its group, and not after it has already finished.
+        _post_json(
+            f"{simulator.url}/admin/faults?clock=first-request",
+            scenario.faults(fault_s),
+        )
         run.primary = run.start_worker()
-        # The fault window opens once the worker owns partitions, not while
-        # it starts or joins its group.
-        wait_for_assignment(run.primary, ASSIGNMENT_TIMEOUT_S)
-        _post_json(f"{simulator.url}/admin/faults", scenario.faults(fault_s))
         began = run.began = time.monotonic()
-        run.note(f"{run.primary.name} owns partitions; faults applied")
+        run.note(f"{run.primary.name} is up; faults start at its first call")
         error = wait_for_outcomes(run, report, ledger, options.timeout_s)
         if error is not None:
             console.print(f"[red]{error}[/red]")

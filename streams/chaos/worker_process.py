@@ -213,29 +213,3 @@ def wait_for_metrics(worker: WorkerProcess, timeout_s: float) -> None:
         f"{worker.name} served no metrics within {timeout_s:.0f} s; "
         f"see {worker.log_path}"
     )
-
-
-def wait_for_assignment(worker: WorkerProcess, timeout_s: float) -> None:
-    """Waits until the worker owns partitions (its first assignment).
-
-    A worker serves metrics before it has joined its group; a fault window
-    opened then could pass before it makes a single call on a busy machine.
-
-    Raises:
-        WorkerStartError: The worker exited or got no partitions in time.
-    """
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if not worker.running:
-            raise WorkerStartError(
-                f"{worker.name} exited with code {worker.process.returncode}; "
-                f"log tail:\n{worker.log_tail()}"
-            )
-        reading = worker.scrape()
-        if reading is not None and reading.rebalances.get("assign", 0) >= 1:
-            return
-        time.sleep(0.05)
-    raise WorkerStartError(
-        f"{worker.name} got no partitions within {timeout_s:.0f} s; "
-        f"see {worker.log_path}"
-    )

@@ -23,8 +23,10 @@ class FaultWindow(BaseModel):
     """A time window during which one fault kind is injected at a given rate.
 
     Times are seconds since the server started or since the fault settings
-    were last replaced, whichever is later. A window is active for
-    ``start_s <= elapsed < end_s``; ``end_s`` of ``None`` never ends.
+    were last replaced, whichever is later (or, when they were replaced with
+    ``?clock=first-request``, since the first request after that). A window
+    is active for ``start_s <= elapsed < end_s``; ``end_s`` of ``None`` never
+    ends.
     """
 
     model_config = _FROZEN

@@ -87,17 +87,21 @@ class FaultSchedule:
 
     def __init__(self, settings: FaultSettings, now_s: float) -> None:
         self._settings = settings
-        self._epoch_s = now_s
+        self._epoch_s: float | None = now_s
 
     @property
     def settings(self) -> FaultSettings:
         """The fault settings in effect."""
         return self._settings
 
-    def replace(self, settings: FaultSettings, now_s: float) -> None:
-        """Put new settings in effect; schedule windows restart from ``now_s``."""
+    def replace(
+        self, settings: FaultSettings, now_s: float, *, from_first_request: bool = False
+    ) -> None:
+        """Put new settings in effect; schedule windows restart from ``now_s``,
+        or, with ``from_first_request``, from the next request to arrive (so a
+        client's start-up time does not use up a window)."""
         self._settings = settings
-        self._epoch_s = now_s
+        self._epoch_s = None if from_first_request else now_s
         logger.info(
             "simulator.faults_replaced error_rate=%s rates=%s windows=%s",
             settings.error_rate,
@@ -107,4 +111,6 @@ class FaultSchedule:
 
     def choose(self, now_s: float, draw: float) -> FaultKind | None:
         """Pick the fault for a request arriving at ``now_s`` with ``draw``."""
+        if self._epoch_s is None:
+            self._epoch_s = now_s
         return choose_fault(self._settings, now_s - self._epoch_s, draw)

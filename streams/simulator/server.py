@@ -9,7 +9,8 @@ Routes:
     POST /chat/completions, POST /v1/chat/completions: chat completions.
     GET /health: liveness.
     GET /stats, POST /stats/reset: counters (see ``stats``).
-    GET /admin/faults, POST /admin/faults: read or replace fault settings.
+    GET /admin/faults, POST /admin/faults: read or replace fault settings
+        (``?clock=first-request``: schedule windows start at the next request).
     POST /admin/prompt-cache/clear: forget every cached prompt prefix.
 """
 
@@ -102,7 +103,11 @@ async def _replace_faults(request: web.Request) -> web.Response:
     except (orjson.JSONDecodeError, pydantic.ValidationError) as exc:
         spec = ErrorSpec(422, str(exc), "invalid_request_error", "invalid_parameter")
         return json_response(spec.body(), spec.status)
-    state.schedule.replace(settings, time.monotonic())
+    state.schedule.replace(
+        settings,
+        time.monotonic(),
+        from_first_request=request.query.get("clock") == "first-request",
+    )
     return json_response(settings.model_dump(mode="json"))
 
 

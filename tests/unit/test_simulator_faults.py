@@ -259,3 +259,13 @@ def test_completion_tokens_never_exceed_the_budget(answer: str, budget: int) -> 
     for fault in (None, *sorted(FaultKind)):
         parts = shape_completion(answer, fault, budget, random.Random(0))
         assert parts.completion_tokens <= budget
+
+
+def test_windows_can_start_at_the_first_request_after_a_replacement() -> None:
+    window = FaultWindow(kind=FaultKind.OVERLOADED, start_s=0.0, end_s=1.0)
+    schedule = FaultSchedule(FaultSettings(), now_s=0.0)
+    schedule.replace(FaultSettings(schedule=(window,)), 0.0, from_first_request=True)
+    # A client that takes 100 s to start still meets the whole window.
+    assert schedule.choose(100.0, 0.5) is FaultKind.OVERLOADED
+    assert schedule.choose(100.9, 0.5) is FaultKind.OVERLOADED
+    assert schedule.choose(101.1, 0.5) is None
